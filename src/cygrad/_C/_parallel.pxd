@@ -1,0 +1,18 @@
+# Thread-count policy shared by every kernel: ``cimport`` this and write
+#     for i in prange(n, num_threads=n_threads_for(n), schedule='static'):
+# so that one place decides how many OpenMP threads a loop may use.
+
+# Number of threads a large loop may use; set through set_num_threads() (Python).
+cdef int _n_threads
+
+# Loops over fewer elements than this stay on one thread: starting a parallel region costs a
+# few microseconds, about as long as one thread needs for ~10^4 cheap element operations.
+cdef enum:
+    MIN_WORK_PER_PARALLEL_LOOP = 32768
+
+
+cdef inline int n_threads_for(Py_ssize_t work) noexcept nogil:
+    """Threads to use for a loop doing ``work`` element operations (1 if the loop is small)."""
+    if work < MIN_WORK_PER_PARALLEL_LOOP:
+        return 1
+    return _n_threads

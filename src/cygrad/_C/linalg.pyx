@@ -1,0 +1,164 @@
+"""Batched matrix products over BLAS gemm (float32 / float64).
+
+    out[i] := alpha * op(a[i]).op(b[i]) + beta * out[i]    for i in range(batch)
+
+where op(X) is X^T when the matching ``trans_*`` flag is set. ``a``, ``b`` and ``out`` must
+share one dtype (float32 or float64; otherwise Cython raises "No matching signature found").
+
+Layout accepted without copies
+------------------------------
+- ``out`` is C-contiguous (writable) and must not overlap ``a`` or ``b``.
+- Each matrix ``a[i]`` / ``b[i]`` needs one unit-stride axis: row-major (last axis contiguous,
+  rows at any stride >= the row length, e.g. ``big[:, :, :5]``) or column-major (e.g.
+  ``x.swapaxes(1, 2)``), which is used as the transpose of a row-major matrix.
+- The batch stride is free, including 0 (``np.broadcast_to``), hence the ``const`` memoryviews,
+  which also accept read-only arrays.
+Anything else raises ValueError: the caller makes such an operand contiguous first.
+
+``gemm_batched`` loops over the batch and lets BLAS use its threads inside each product: use it
+for large matrices. ``gemm_batched_parallel`` spreads the batch over OpenMP threads instead: use
+it for many small matrices, and ONLY inside ``threadpoolctl.threadpool_limits(1, "blas")``.
+"""
+
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.limits cimport INT_MAX
+
+from ._blas cimport gemm
+from ._parallel cimport n_threads_for
+
+
+def gemm_batched(
+    const floating[:, :, :] a,    # IN: (batch, M, K), or (batch, K, M) if trans_a
+    const floating[:, :, :] b,    # IN: (batch, K, N), or (batch, N, K) if trans_b
+    floating[:, :, ::1] out,      # IN/OUT: (batch, M, N); only read if beta != 0
+    bint trans_a,                 # IN: use a[i]^T
+    bint trans_b,                 # IN: use b[i]^T
+    double alpha=1.0,             # IN
+    double beta=0.0,              # IN
+):
+    """out[i] := alpha * op(a[i]).op(b[i]) + beta * out[i], serial over the batch (threaded BLAS)."""
+    _gemm_batched(a, b, out, trans_a, trans_b, alpha, beta, False)
+
+
+def gemm_batched_parallel(
+    const floating[:, :, :] a,    # IN: (batch, M, K), or (batch, K, M) if trans_a
+    const floating[:, :, :] b,    # IN: (batch, K, N), or (batch, N, K) if trans_b
+    floating[:, :, ::1] out,      # IN/OUT: (batch, M, N); only read if beta != 0
+    bint trans_a,                 # IN: use a[i]^T
+    bint trans_b,                 # IN: use b[i]^T
+    double alpha=1.0,             # IN
+    double beta=0.0,              # IN
+):
+    """out[i] := alpha * op(a[i]).op(b[i]) + beta * out[i], batch over OpenMP threads.
+
+    Call it inside ``threadpoolctl.threadpool_limits(1, "blas")``: BLAS must not start
+    its own threads inside the OpenMP ones.
+    """
+    _gemm_batched(a, b, out, trans_a, trans_b, alpha, beta, True)
+
+
+cdef int _leading_dim(
+    const floating[:, :, :] x,    # IN: the operand
+    bint *trans,                  # IN/OUT: its transpose flag, flipped if x is column-major
+    str name,                     # IN: its name, for error messages
+) except -1:
+    """Return the BLAS leading dimension of the matrices x[i] read as row-major.
+
+    A column-major x[i] is the row-major transpose: *trans is flipped and the
+    leading dimension comes from the last axis instead.
+    """
+    cdef Py_ssize_t itemsize = sizeof(floating)
+    cdef Py_ssize_t rows = x.shape[1], cols = x.shape[2]
+    cdef Py_ssize_t row_stride = x.strides[1], col_stride = x.strides[2]
+    cdef Py_ssize_t ld
+    if rows == 0 or cols == 0:
+        return <int> max(1, cols)        # never read
+    if cols == 1 or col_stride == itemsize:
+        pass                             # row-major (a single column is both)
+    elif rows == 1 or row_stride == itemsize:
+        trans[0] = not trans[0]          # column-major: use the transpose, which is row-major
+        rows, cols, row_stride = cols, rows, col_stride
+    else:
+        raise ValueError(
+            f"gemm_batched: {name} must have a unit-stride axis among its last two, got "
+            f"shape ({x.shape[0]}, {x.shape[1]}, {x.shape[2]}) and strides ({x.strides[0]}, {x.strides[1]}, {x.strides[2]}) (bytes)"
+        )
+    if rows == 1:
+        return <int> max(1, cols)        # the row stride is never used
+    if row_stride % itemsize != 0 or row_stride // itemsize < cols:
+        raise ValueError(
+            f"gemm_batched: the rows of {name} must not overlap: its row stride must be a multiple "
+            f"of {itemsize} bytes and at least {cols} items, got shape ({x.shape[0]}, {x.shape[1]}, {x.shape[2]}) and "
+            f"strides ({x.strides[0]}, {x.strides[1]}, {x.strides[2]}) (bytes)"
+        )
+    ld = row_stride // itemsize
+    if ld > INT_MAX:
+        raise ValueError(f"gemm_batched: the row stride of {name} is too large for BLAS ({ld} items)")
+    return <int> ld
+
+
+cdef int _gemm_batched(
+    const floating[:, :, :] a,
+    const floating[:, :, :] b,
+    floating[:, :, ::1] out,
+    bint trans_a,
+    bint trans_b,
+    double alpha,
+    double beta,
+    bint parallel,
+) except -1:
+    """Validate the operands, then run one gemm per batch element."""
+    cdef Py_ssize_t batch = a.shape[0], i, j, l
+    cdef Py_ssize_t m = a.shape[2] if trans_a else a.shape[1]
+    cdef Py_ssize_t k = a.shape[1] if trans_a else a.shape[2]
+    cdef Py_ssize_t k_b = b.shape[2] if trans_b else b.shape[1]
+    cdef Py_ssize_t n = b.shape[1] if trans_b else b.shape[2]
+    cdef int lda, ldb, ldc
+    cdef floating alpha_ = <floating> alpha, beta_ = <floating> beta
+    cdef double work
+
+    if b.shape[0] != batch or out.shape[0] != batch:
+        raise ValueError(
+            f"gemm_batched: batch sizes differ: a has {batch}, b has {b.shape[0]}, "
+            f"out has {out.shape[0]}"
+        )
+    if k_b != k:
+        raise ValueError(
+            f"gemm_batched: inner dimensions differ: op(a[i]) is ({m}, {k}) and op(b[i]) is "
+            f"({k_b}, {n}) (a: ({a.shape[0]}, {a.shape[1]}, {a.shape[2]}), trans_a={trans_a}; "
+            f"b: ({b.shape[0]}, {b.shape[1]}, {b.shape[2]}), trans_b={trans_b})"
+        )
+    if out.shape[1] != m or out.shape[2] != n:
+        raise ValueError(
+            f"gemm_batched: out must have shape ({batch}, {m}, {n}), got ({out.shape[0]}, {out.shape[1]}, {out.shape[2]})"
+        )
+    if m > INT_MAX or n > INT_MAX or k > INT_MAX:
+        raise ValueError(f"gemm_batched: matrix sizes ({m}, {k}) x ({k}, {n}) are too large for BLAS")
+    if batch == 0 or m == 0 or n == 0:
+        return 0
+
+    if k == 0:                       # empty sum: out := beta * out (BLAS semantics)
+        with nogil:
+            for i in range(batch):
+                for j in range(m):
+                    for l in range(n):
+                        out[i, j, l] = 0 if beta == 0 else beta_ * out[i, j, l]
+        return 0
+
+    lda = _leading_dim(a, &trans_a, "a")
+    ldb = _leading_dim(b, &trans_b, "b")
+    ldc = <int> n
+    if parallel:
+        work = <double> batch * m * n * k
+        with nogil:
+            for i in prange(batch, schedule="static",
+                            num_threads=n_threads_for(<Py_ssize_t> min(work, 1e18))):
+                gemm(trans_a, trans_b, <int> m, <int> n, <int> k, alpha_, &a[i, 0, 0], lda,
+                     &b[i, 0, 0], ldb, beta_, &out[i, 0, 0], ldc)
+    else:
+        with nogil:
+            for i in range(batch):
+                gemm(trans_a, trans_b, <int> m, <int> n, <int> k, alpha_, &a[i, 0, 0], lda,
+                     &b[i, 0, 0], ldb, beta_, &out[i, 0, 0], ldc)
+    return 0

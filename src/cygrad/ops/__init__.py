@@ -1,0 +1,1 @@
+"""Differentiable operations, one module per family (each op: public function -> Function -> kernel)."""
