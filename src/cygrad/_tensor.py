@@ -607,6 +607,10 @@ class Tensor:
         return C.tensor(data, dtype=self._like(dtype), device=device, requires_grad=requires_grad)
 
 
+from .autograd import function as _function  # noqa: E402
+_function.Tensor = Tensor
+
+
 def _rebuild(data, requires_grad):
     return Tensor._make(data, requires_grad)
 

@@ -150,7 +150,7 @@ cdef int _gemm_batched(
     ldb = _leading_dim(b, &trans_b, "b")
     ldc = <int> n
     if parallel:
-        work = <double> batch * m * n * k
+        work = <double> batch * m * n * k / 16      # multiply-adds are cheap (see _parallel.pxd)
         with nogil:
             for i in prange(batch, schedule="static",
                             num_threads=n_threads_for(<Py_ssize_t> min(work, 1e18))):

@@ -5,6 +5,7 @@ to its dtype): ``Function.backward`` may return a gradient of the broadcast outp
 """
 import numpy as np
 
+from . import function as _function
 from .function import AccumulateGrad, Node
 from .grad_mode import state
 
@@ -12,8 +13,7 @@ __all__ = ["backward", "grad"]
 
 
 def _tensor_cls():
-    from .._tensor import Tensor
-    return Tensor
+    return _function.Tensor
 
 
 def _fit(node, i, g, shape, npd):
@@ -119,6 +119,8 @@ def _execute(roots, root_grads, targets, accumulate, retain_graph, create_graph)
             ready.append(node)
     captured = {}
     prev_enabled = state.enabled
+    anomaly = state.anomaly
+    Tensor = _tensor_cls()
     state.enabled = create_graph
     try:
         while ready:
@@ -148,7 +150,7 @@ def _execute(roots, root_grads, targets, accumulate, retain_graph, create_graph)
                     _accumulate(node.variable, grads[0], create_graph)
                 continue
             run = grads is not None and (needed is None or node in needed) and \
-                any(g is not None for g in grads)
+                (grads[0] is not None if len(grads) == 1 else any(g is not None for g in grads))
             in_grads = None
             if run:
                 if node._node_pre_hooks:
@@ -162,7 +164,7 @@ def _execute(roots, root_grads, targets, accumulate, retain_graph, create_graph)
                         r = h(in_grads, tuple(grads))
                         if r is not None:
                             in_grads = tuple(r)
-                if state.anomaly:
+                if anomaly:
                     _check_anomaly(node, in_grads)
                 if not retain_graph:
                     node._release()
@@ -173,7 +175,9 @@ def _execute(roots, root_grads, targets, accumulate, retain_graph, create_graph)
                     g = in_grads[i]
                     if g is not None:
                         shape, npd = node._input_meta[i]
-                        g = _fit(node, i, g, shape, npd)
+                        gd = g._data if g.__class__ is Tensor else None
+                        if gd is None or gd.shape != shape or gd.dtype != npd:
+                            g = _fit(node, i, g, shape, npd)
                         buf = buffers.get(nxt)
                         if buf is None:
                             buf = buffers[nxt] = [None] * nxt._n_outputs

@@ -15,6 +15,7 @@ from .grad_mode import state, no_grad
 __all__ = ["Function", "FunctionCtx", "Node", "once_differentiable", "InplaceFunction"]
 
 _NO_EDGE = (None, 0)
+Tensor = None  # set by cygrad._tensor once the class exists (avoids an import cycle)
 _FREED = ("Trying to backward through the graph a second time (or directly access saved tensors "
           "after they have already been freed). Saved intermediate values of the graph are freed "
           "when you call .backward() or autograd.grad(). Specify retain_graph=True if you need to "
@@ -73,7 +74,6 @@ class _Saved:
 
     def unpack(self, node):
         if self.box[0] != self.version:
-            from .._tensor import Tensor
             t = self.tensor if self.tensor is not None else Tensor._make(self.data)
             raise RuntimeError(
                 "one of the variables needed for gradient computation has been modified by an "
@@ -84,7 +84,6 @@ class _Saved:
                 "the same tensor (or of a view of it) before backward.")
         if self.output_nr is None:
             return self.tensor
-        from .._tensor import Tensor
         return Tensor._make(self.data, self.requires_grad, node if self.requires_grad else None,
                             self.output_nr, self.box)
 
@@ -183,10 +182,9 @@ class Node:
         """Run backward for output grads ``grads`` (a list); return a tuple aligned with edges."""
         if self._saved is None and self._had_saved:
             raise RuntimeError(_FREED)
-        if self._materialize_grads:
+        if self._materialize_grads and len(grads) > 1:  # a lone output grad is never None here
             for i, g in enumerate(grads):
                 if g is None:
-                    from .._tensor import Tensor
                     shape, npd = self._output_meta[i]
                     grads[i] = Tensor._make(np.zeros(shape, npd))
         res = self._fn_cls.backward(self, *grads)
@@ -270,7 +268,6 @@ class Function(metaclass=_FunctionMeta):
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        from .._tensor import Tensor
         ctx = cls._node_cls()
         record = False
         if state.enabled:
@@ -301,6 +298,25 @@ class Function(metaclass=_FunctionMeta):
             cls.setup_context(ctx, args, out)
         elif cls._builtin:
             out = cls.forward(ctx, *args, **kwargs)
+            if out.__class__ is np.ndarray:  # fast path: one array output
+                if not record:
+                    return Tensor._make(out)
+                if out.dtype.kind == "f" and ctx._non_differentiable is None:
+                    t = Tensor._make(out, True, ctx, 0)
+                    ctx.next_functions = tuple(edges)
+                    ctx._input_meta = tuple(meta)
+                    ctx._recorded = True
+                    to_save = ctx._to_save
+                    if to_save is not None:
+                        ctx._had_saved = True
+                        ctx._saved = [None if s is None else _Saved(t, 0) if (s is out or s is t) else
+                                      _Saved(s) if isinstance(s, Tensor) else _Saved(Tensor._make(np.asarray(s)))
+                                      for s in to_save]
+                        ctx._to_save = None
+                    if state.anomaly:
+                        import traceback
+                        ctx._anomaly_trace = "".join(traceback.format_stack()[:-1])
+                    return t
         else:
             with no_grad():
                 out = cls.forward(ctx, *args, **kwargs)
@@ -336,8 +352,9 @@ class Function(metaclass=_FunctionMeta):
             ctx.next_functions = tuple(edges)
             ctx._input_meta = tuple(meta)
             ctx._n_outputs = len(outs)
-            ctx._output_meta = tuple((r._data.shape, r._data.dtype) if isinstance(r, Tensor) else ((), np.float32)
-                                     for r in results)
+            if len(outs) > 1:  # used to materialise missing output grads as zeros
+                ctx._output_meta = tuple((r._data.shape, r._data.dtype) if isinstance(r, Tensor) else
+                                         ((), np.float32) for r in results)
             ctx._recorded = True
             if state.anomaly:
                 import traceback
@@ -396,7 +413,6 @@ def once_differentiable(fn):
 
     @functools.wraps(fn)
     def wrapper(ctx, *args):
-        from .._tensor import Tensor
         with no_grad():
             outs = fn(ctx, *args)
         if not state.enabled:

@@ -64,6 +64,15 @@ def operands(a, b):
         elif bc is int:
             if ad.dtype.kind in "fi":
                 return ad, b
+    elif b.__class__ is Tensor:
+        bd = b._data
+        ac = a.__class__
+        if ac is float:
+            if bd.dtype.kind == "f":
+                return a, bd
+        elif ac is int:
+            if bd.dtype.kind in "fi":
+                return a, bd
     if isinstance(a, np.generic):
         a = a.item()
     if isinstance(b, np.generic):
@@ -533,6 +542,7 @@ class _Unary(Function):
     _builtin = True
     saves = "x"
     float_only = True
+    quiet = False  # True: fn never warns (skip the errstate block)
     fn = None
 
     @classmethod
@@ -540,8 +550,11 @@ class _Unary(Function):
         xd = x._data
         if cls.float_only and xd.dtype.kind != "f":
             xd = xd.astype(D._default.np)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if cls.quiet:
             y = cls.fn(xd)
+        else:
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                y = cls.fn(xd)
         if cls.saves == "y":
             ctx.save_for_backward(y)
         elif cls.saves == "x":
@@ -554,9 +567,9 @@ class _Unary(Function):
         return cls.grad(g, t)
 
 
-def _unary(name, fn, grad, saves="x", float_only=True, doc=None):
+def _unary(name, fn, grad, saves="x", float_only=True, quiet=False):
     cls = type(name, (_Unary,), {"fn": staticmethod(fn), "grad": staticmethod(grad), "saves": saves,
-                                 "float_only": float_only, "_builtin": True})
+                                 "float_only": float_only, "quiet": quiet, "_builtin": True})
     return cls
 
 
@@ -575,24 +588,24 @@ Expm1 = _unary("Expm1", np.expm1, lambda g, y: g * (y + 1), "y")
 Exp2 = _unary("Exp2", np.exp2, lambda g, y: g * y * math.log(2.0), "y")
 Sqrt = _unary("Sqrt", np.sqrt, lambda g, y: g / (y * 2), "y")
 Rsqrt = _unary("Rsqrt", lambda x: 1.0 / np.sqrt(x), lambda g, y: g * y ** 3 * -0.5, "y")
-Abs = _unary("Abs", np.abs, lambda g, x: g * x.sign(), "x", False)
-Sign = _unary("Sign", np.sign, _zero_grad, None, False)
-Neg = _unary("Neg", np.negative, lambda g, t: -g, None, False)
+Abs = _unary("Abs", np.abs, lambda g, x: g * x.sign(), "x", False, quiet=True)
+Sign = _unary("Sign", np.sign, _zero_grad, None, False, quiet=True)
+Neg = _unary("Neg", np.negative, lambda g, t: -g, None, False, quiet=True)
 Reciprocal = _unary("Reciprocal", np.reciprocal, lambda g, y: -g * y * y, "y")
-Sin = _unary("Sin", np.sin, lambda g, x: g * x.cos())
-Cos = _unary("Cos", np.cos, lambda g, x: -g * x.sin())
+Sin = _unary("Sin", np.sin, lambda g, x: g * x.cos(), quiet=True)
+Cos = _unary("Cos", np.cos, lambda g, x: -g * x.sin(), quiet=True)
 Tan = _unary("Tan", np.tan, lambda g, y: g * (y * y + 1), "y")
 Asin = _unary("Asin", np.arcsin, lambda g, x: g * (1 - x * x).rsqrt())
 Acos = _unary("Acos", np.arccos, lambda g, x: -g * (1 - x * x).rsqrt())
-Atan = _unary("Atan", np.arctan, lambda g, x: g / (x * x + 1))
+Atan = _unary("Atan", np.arctan, lambda g, x: g / (x * x + 1), quiet=True)
 Sinh = _unary("Sinh", np.sinh, lambda g, x: g * x.cosh())
 Cosh = _unary("Cosh", np.cosh, lambda g, x: g * x.sinh())
-Tanh = _unary("Tanh", np.tanh, lambda g, y: g * (1 - y * y), "y")
+Tanh = _unary("Tanh", np.tanh, lambda g, y: g * (1 - y * y), "y", quiet=True)
 Erf = _unary("Erf", None, lambda g, x: g * _SQRT_2_OVER_PI * (-(x * x)).exp())
 Erfc = _unary("Erfc", None, lambda g, x: -g * _SQRT_2_OVER_PI * (-(x * x)).exp())
-Floor = _unary("Floor", np.floor, _zero_grad, None, False)
-Ceil = _unary("Ceil", np.ceil, _zero_grad, None, False)
-Trunc = _unary("Trunc", np.trunc, _zero_grad, None, False)
+Floor = _unary("Floor", np.floor, _zero_grad, None, False, quiet=True)
+Ceil = _unary("Ceil", np.ceil, _zero_grad, None, False, quiet=True)
+Trunc = _unary("Trunc", np.trunc, _zero_grad, None, False, quiet=True)
 Frac = _unary("Frac", lambda x: x - np.trunc(x), lambda g, t: g, None)
 
 
@@ -602,7 +615,7 @@ def _sigmoid_np(x):
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
 
 
-Sigmoid = _unary("Sigmoid", _sigmoid_np, lambda g, y: g * y * (1 - y), "y")
+Sigmoid = _unary("Sigmoid", _sigmoid_np, lambda g, y: g * y * (1 - y), "y", quiet=True)
 
 
 def _erf_np(x):
