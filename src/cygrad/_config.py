@@ -1,4 +1,5 @@
 """Thread control and build/runtime configuration."""
+import operator
 import os
 import sys
 
@@ -27,8 +28,9 @@ def set_num_threads(n):
     >>> cygrad.set_num_threads(1); cygrad.get_num_threads()
     1
     """
-    if isinstance(n, bool) or not isinstance(n, int):
+    if isinstance(n, bool) or not hasattr(type(n), "__index__"):  # ints, NumPy ints
         raise TypeError(f"set_num_threads expects an int, got {type(n).__name__}")
+    n = operator.index(n)
     _parallel.set_num_threads(n)
     _blas().limit(limits=n, user_api="blas")
 

@@ -28,6 +28,8 @@ def _finish(data, requires_grad, device=None):
     check_device(device)
     t = Tensor._make(data)
     if requires_grad:
+        if data.dtype.kind != "f":  # the factory functions' wording (requires_grad_ has its own)
+            raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
         t.requires_grad_(True)
     return t
 
@@ -232,7 +234,7 @@ def arange(start, end=None, step=1, *, out=None, dtype=None, layout=None, device
     if step == 0:
         raise RuntimeError("step must be nonzero")
     if (end - start) * step < 0:
-        raise RuntimeError("upper bound and larger bound inconsistent with step sign")
+        raise RuntimeError("upper bound and lower bound inconsistent with step sign")
     all_int = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in vals)
     npd = _np_dtype(dtype, D.int64 if all_int else None)
     n = max(0, math.ceil((end - start) / step))
@@ -261,7 +263,7 @@ def logspace(start, end, steps, base=10.0, *, dtype=None, device=None, requires_
 
 def _float_dtype_check(dtype, name):
     if dtype is not None and not D.to_dtype(dtype).is_floating_point:
-        raise RuntimeError(f"\"{name}\" not implemented for '{D.to_dtype(dtype).name.capitalize()}'")
+        raise RuntimeError(f"\"{name}\" not implemented for '{D.scalar_name(dtype)}'")
 
 
 def rand(*size, generator=None, out=None, dtype=None, layout=None, device=None, requires_grad=False):

@@ -187,3 +187,23 @@ def can_cast(from_, to):
     """Whether a value of dtype ``from_`` may be cast to ``to`` by an in-place op (torch.can_cast)."""
     from_, to = to_dtype(from_), to_dtype(to)
     return from_._cat <= to._cat
+
+
+_SCALAR_NAMES = {"float16": "Half", "float32": "Float", "float64": "Double", "int8": "Char", "int16": "Short",
+                 "int32": "Int", "int64": "Long", "uint8": "Byte", "bool": "Bool"}
+
+
+def scalar_name(d):
+    """torch's ScalarType name of a dtype (``Float``, ``Long``, ...), as used in error messages."""
+    d = to_dtype(d)
+    return _SCALAR_NAMES.get(d.name, d.name.capitalize())
+
+
+_C_NAMES = {"float16": "c10::Half", "float32": "float", "float64": "double", "int8": "signed char",
+            "int16": "short int", "int32": "int", "int64": "long int", "uint8": "unsigned char", "bool": "bool"}
+
+
+def c_name(d):
+    """The C type name torch prints for a dtype in some messages (``float``, ``long int``, ...)."""
+    d = to_dtype(d)
+    return _C_NAMES.get(d.name, d.name)

@@ -4,9 +4,23 @@ import numpy as np
 from . import _dtype as D
 
 
+def _summarized(data, threshold=1000, edge=3):
+    """The values torch's formatter looks at: only the printed edge items of a large tensor."""
+    if data.size <= threshold:
+        return data
+    for ax in range(data.ndim):
+        if data.shape[ax] > 2 * edge:
+            idx = np.r_[0:edge, data.shape[ax] - edge:data.shape[ax]]
+            data = np.take(data, idx, axis=ax)
+    return data
+
+
 def _float_formatter(data):
+    data = _summarized(data)
     fmt = _float_format(data)
     finite = data[np.isfinite(data)]
+    if finite.size == 0:  # torch does not pad when there is no finite value
+        return fmt
     cands = [fmt(float(v)) for v in (finite.max(), finite.min())] if finite.size else []
     cands += [fmt(float(v)) for v in data[~np.isfinite(data)][:1]] + (["-inf"] if np.any(np.isneginf(data)) else [])
     width = max((len(c) for c in cands), default=0)
@@ -20,9 +34,10 @@ def _float_format(data):
     amax = float(np.abs(finite).max())
     amin = float(np.abs(finite[finite != 0]).min()) if np.any(finite != 0) else 0.0
     integral = bool(np.all(finite == np.round(finite)))
-    if integral and amax < 1e8:
+    big_range = amin > 0 and amax / amin > 1000
+    if integral and not (big_range or amax > 1e8):
         return lambda v: _special(v) or f"{v:.0f}."
-    sci = amax >= 1e8 or (amin > 0 and amin < 1e-4) or (amin > 0 and amax / amin > 1000)
+    sci = amax > 1e8 or big_range or (not integral and amin > 0 and amin < 1e-4)
     if sci:
         return lambda v: _special(v) or f"{v:.4e}"
     return lambda v: _special(v) or f"{v:.4f}"
@@ -41,10 +56,11 @@ def _body(data):
     if data.dtype.kind == "f":
         kw["formatter"] = {"float_kind": _float_formatter(data.astype(np.float64))}
     elif data.dtype == np.bool_:
-        kw["formatter"] = {"bool": lambda v: "True" if v else "False"}
+        w = 5 if not data.all() else 4  # torch pads True to the width of False
+        kw["formatter"] = {"bool": lambda v: ("True" if v else "False").rjust(w)}
     if data.size == 0:
         return "[]"
-    return np.array2string(data, **kw)
+    return np.array2string(data, **kw).replace(", ..., ", ",  ..., ")  # torch: two spaces before ...
 
 
 def tensor_repr(t):

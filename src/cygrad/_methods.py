@@ -33,6 +33,8 @@ Tensor.mT = property(lambda self: S.transpose(self, -2, -1), doc="Transpose of t
 Tensor.H = Tensor.T
 Tensor.mH = Tensor.mT
 Tensor.softmin = A.softmin
+# torch's Tensor.where(condition, other): self is the value chosen where condition holds
+Tensor.where = lambda self, condition, other: E.where(condition, self, other)
 
 
 # ---- operators ------------------------------------------------------------------------------------------------

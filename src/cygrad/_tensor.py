@@ -3,7 +3,7 @@ import numpy as np
 
 from . import _dtype as D
 from .autograd.grad_mode import state
-from .autograd.function import AccumulateGrad, _add_hook
+from .autograd.function import AccumulateGrad, _add_hook, view_grad_fn
 
 __all__ = ["Tensor", "Size", "device"]
 
@@ -191,6 +191,7 @@ class Tensor:
         return _CPU
 
     is_cuda = False
+    is_cpu = True
     is_sparse = False
     is_quantized = False
     is_meta = False
@@ -256,7 +257,7 @@ class Tensor:
     @property
     def grad_fn(self):
         """The node that created this tensor, or None for leaves."""
-        return self._grad_fn
+        return self._grad_fn if self._base is None else view_grad_fn(self)
 
     @property
     def requires_grad(self):

@@ -331,7 +331,8 @@ cdef int _check_same_shape(
     """Raise ValueError unless the two 2-D arrays have the same shape."""
     if x.shape[0] != other.shape[0] or x.shape[1] != other.shape[1]:
         raise ValueError(
-            f"{name} has shape ({other.shape[0]}, {other.shape[1]}) but x has shape ({x.shape[0]}, {x.shape[1]})"
+            f"{name} has shape ({other.shape[0]}, {other.shape[1]}) "
+            f"but x has shape ({x.shape[0]}, {x.shape[1]})"
         )
     return 0
 

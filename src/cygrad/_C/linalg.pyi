@@ -24,3 +24,6 @@ def gemm_batched_parallel(
     beta: float = 0.0,
 ) -> None:
     """Same as gemm_batched with the batch over OpenMP threads; call under threadpool_limits(1, "blas")."""
+
+def blas_compatible(x: npt.NDArray[np.floating]) -> bool:
+    """Return True if the 3-D float32/float64 array x can be passed as a or b without a copy."""

@@ -3,7 +3,8 @@
     out[i] := alpha * op(a[i]).op(b[i]) + beta * out[i]    for i in range(batch)
 
 where op(X) is X^T when the matching ``trans_*`` flag is set. ``a``, ``b`` and ``out`` must
-share one dtype (float32 or float64; otherwise Cython raises "No matching signature found").
+share one dtype, float32 or float64 (Cython raises ValueError "Buffer dtype mismatch" if
+``b`` or ``out`` differs from ``a``, TypeError "No matching signature found" for other dtypes).
 
 Layout accepted without copies
 ------------------------------
@@ -13,11 +14,14 @@ Layout accepted without copies
   ``x.swapaxes(1, 2)``), which is used as the transpose of a row-major matrix.
 - The batch stride is free, including 0 (``np.broadcast_to``), hence the ``const`` memoryviews,
   which also accept read-only arrays.
-Anything else raises ValueError: the caller makes such an operand contiguous first.
+Anything else raises ValueError: the caller makes such an operand contiguous first
+(``blas_compatible(x)`` says whether that is needed).
 
 ``gemm_batched`` loops over the batch and lets BLAS use its threads inside each product: use it
 for large matrices. ``gemm_batched_parallel`` spreads the batch over OpenMP threads instead: use
-it for many small matrices, and ONLY inside ``threadpoolctl.threadpool_limits(1, "blas")``.
+it for many small matrices, and ONLY while BLAS is limited to one thread (threadpoolctl:
+``threadpool_limits(1, "blas")`` costs ~1 ms per use; ``ThreadpoolController().limit(limits=1,
+user_api="blas")`` on a controller created once costs ~30 us).
 """
 
 from cython cimport floating
@@ -58,43 +62,61 @@ def gemm_batched_parallel(
     _gemm_batched(a, b, out, trans_a, trans_b, alpha, beta, True)
 
 
+def blas_compatible(x):
+    """Return True if the 3-D float32/float64 array x can be passed as a or b without a copy."""
+    cdef bint transposed
+    if getattr(x, "ndim", None) != 3 or x.dtype.char not in "fd" or not x.dtype.isnative:
+        return False
+    if x.shape[0] == 0:
+        return True                          # nothing is read (numpy may report zero strides)
+    return _blas_ld(x.shape[1], x.shape[2], x.strides[1], x.strides[2], x.itemsize, &transposed) >= 0
+
+
+cdef Py_ssize_t _blas_ld(
+    Py_ssize_t rows,              # IN: shape of the matrix
+    Py_ssize_t cols,              # IN
+    Py_ssize_t row_stride,        # IN: strides in bytes
+    Py_ssize_t col_stride,        # IN
+    Py_ssize_t itemsize,          # IN
+    bint *transposed,             # OUT: the matrix is column-major: pass its row-major transpose
+) noexcept:
+    """Return the BLAS leading dimension (items) of the matrix read as row-major, or -1 if none.
+
+    numpy may report any stride for an axis of length 1, so such strides are never used.
+    """
+    transposed[0] = False
+    if rows == 0 or cols == 0:
+        return max(1, cols)                  # never read
+    if cols > 1 and col_stride != itemsize:
+        if rows > 1 and row_stride != itemsize:
+            return -1                        # no unit-stride axis
+        transposed[0] = True                 # column-major: the transpose is row-major
+        rows, cols, row_stride = cols, rows, col_stride
+    if rows == 1:
+        return max(1, cols)                  # the row stride is never used
+    if row_stride % itemsize != 0 or not cols <= row_stride // itemsize <= INT_MAX:
+        return -1                            # overlapping, reversed or misaligned rows
+    return row_stride // itemsize
+
+
 cdef int _leading_dim(
     const floating[:, :, :] x,    # IN: the operand
-    bint *trans,                  # IN/OUT: its transpose flag, flipped if x is column-major
+    bint *trans,                  # IN/OUT: its transpose flag, flipped if x[i] is column-major
     str name,                     # IN: its name, for error messages
 ) except -1:
-    """Return the BLAS leading dimension of the matrices x[i] read as row-major.
-
-    A column-major x[i] is the row-major transpose: *trans is flipped and the
-    leading dimension comes from the last axis instead.
-    """
-    cdef Py_ssize_t itemsize = sizeof(floating)
-    cdef Py_ssize_t rows = x.shape[1], cols = x.shape[2]
-    cdef Py_ssize_t row_stride = x.strides[1], col_stride = x.strides[2]
-    cdef Py_ssize_t ld
-    if rows == 0 or cols == 0:
-        return <int> max(1, cols)        # never read
-    if cols == 1 or col_stride == itemsize:
-        pass                             # row-major (a single column is both)
-    elif rows == 1 or row_stride == itemsize:
-        trans[0] = not trans[0]          # column-major: use the transpose, which is row-major
-        rows, cols, row_stride = cols, rows, col_stride
-    else:
+    """Return the BLAS leading dimension of the matrices x[i], or raise ValueError."""
+    cdef bint transposed
+    cdef Py_ssize_t ld = _blas_ld(x.shape[1], x.shape[2], x.strides[1], x.strides[2],
+                                  sizeof(floating), &transposed)
+    if ld < 0:
         raise ValueError(
-            f"gemm_batched: {name} must have a unit-stride axis among its last two, got "
-            f"shape ({x.shape[0]}, {x.shape[1]}, {x.shape[2]}) and strides ({x.strides[0]}, {x.strides[1]}, {x.strides[2]}) (bytes)"
+            f"gemm_batched: {name} cannot go to BLAS without a copy: each matrix {name}[i] needs "
+            f"one unit-stride axis and a positive stride >= the row length on the other, got shape "
+            f"({x.shape[0]}, {x.shape[1]}, {x.shape[2]}) and strides "
+            f"({x.strides[0]}, {x.strides[1]}, {x.strides[2]}) bytes"
         )
-    if rows == 1:
-        return <int> max(1, cols)        # the row stride is never used
-    if row_stride % itemsize != 0 or row_stride // itemsize < cols:
-        raise ValueError(
-            f"gemm_batched: the rows of {name} must not overlap: its row stride must be a multiple "
-            f"of {itemsize} bytes and at least {cols} items, got shape ({x.shape[0]}, {x.shape[1]}, {x.shape[2]}) and "
-            f"strides ({x.strides[0]}, {x.strides[1]}, {x.strides[2]}) (bytes)"
-        )
-    ld = row_stride // itemsize
-    if ld > INT_MAX:
-        raise ValueError(f"gemm_batched: the row stride of {name} is too large for BLAS ({ld} items)")
+    if transposed:
+        trans[0] = not trans[0]
     return <int> ld
 
 
@@ -131,10 +153,13 @@ cdef int _gemm_batched(
         )
     if out.shape[1] != m or out.shape[2] != n:
         raise ValueError(
-            f"gemm_batched: out must have shape ({batch}, {m}, {n}), got ({out.shape[0]}, {out.shape[1]}, {out.shape[2]})"
+            f"gemm_batched: out must have shape ({batch}, {m}, {n}), "
+            f"got ({out.shape[0]}, {out.shape[1]}, {out.shape[2]})"
         )
     if m > INT_MAX or n > INT_MAX or k > INT_MAX:
-        raise ValueError(f"gemm_batched: matrix sizes ({m}, {k}) x ({k}, {n}) are too large for BLAS")
+        raise ValueError(
+            f"gemm_batched: matrix sizes ({m}, {k}) x ({k}, {n}) are too large for BLAS"
+        )
     if batch == 0 or m == 0 or n == 0:
         return 0
 

@@ -6,7 +6,7 @@ to its dtype): ``Function.backward`` may return a gradient of the broadcast outp
 import numpy as np
 
 from . import function as _function
-from .function import AccumulateGrad, Node
+from .function import AccumulateGrad, Node, view_grad_fn
 from .grad_mode import state
 
 __all__ = ["backward", "grad"]
@@ -249,8 +249,10 @@ def _make_grads(outputs, grads, is_grads_batched=False):
                 raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of "
                                    f"{Size(g._data.shape)!r} and output[{i}] has a shape of "
                                    f"{Size(out._data.shape)!r}.")
-            if g._data.dtype.kind != out._data.dtype.kind or (out._data.dtype.kind == "f") != (g._data.dtype.kind == "f"):
-                raise RuntimeError(f"For output {i}: expected a gradient of dtype {out.dtype}, got {g.dtype}")
+            if g._data.dtype != out._data.dtype:
+                if out._data.dtype.kind != "f":
+                    raise RuntimeError(f"For output {i}: expected a gradient of dtype {out.dtype}, got {g.dtype}")
+                g = g.to(out._data.dtype)  # torch casts the given gradient to the output's dtype
         res.append(g)
     return res
 
@@ -260,15 +262,17 @@ def _roots(outputs):
     for i, t in enumerate(outputs):
         if not t._requires_grad:
             raise RuntimeError(f"element {i} of tensors does not require grad and does not have a grad_fn")
-        if t._grad_fn is not None:
-            roots.append((t._grad_fn, t._output_nr))
+        fn = t._grad_fn if t._base is None else view_grad_fn(t)
+        if fn is not None:
+            roots.append((fn, t._output_nr))
         else:
             roots.append((t._accumulator(), 0))
     return roots
 
 
 def _target(t):
-    return (t._grad_fn, t._output_nr) if t._grad_fn is not None else (t._accumulator(), 0)
+    fn = t._grad_fn if t._base is None else view_grad_fn(t)
+    return (fn, t._output_nr) if fn is not None else (t._accumulator(), 0)
 
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, grad_variables=None,

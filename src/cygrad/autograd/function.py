@@ -29,12 +29,13 @@ class RemovableHandle:
     _next_id = 0
 
     def __init__(self, hooks_dict):
-        self._ref = weakref.ref(hooks_dict) if hooks_dict is not None else None
+        # a plain dict can't be weakly referenced; holding it costs only the (small) hooks dict
+        self._dict = hooks_dict
         RemovableHandle._next_id += 1
         self.id = RemovableHandle._next_id
 
     def remove(self):
-        d = self._ref() if self._ref is not None else None
+        d = self._dict
         if d is not None:
             d.pop(self.id, None)
 
@@ -200,6 +201,48 @@ class Node:
         return res
 
 
+def view_index(base_data, view_data):
+    """Advanced index (a tuple of int arrays) of the elements of ``base_data`` that ``view_data``, a
+    view of its memory, shows; None when it can't be expressed (non C-contiguous base)."""
+    if not base_data.flags.c_contiguous:
+        return None
+    item = base_data.itemsize
+    off = view_data.__array_interface__["data"][0] - base_data.__array_interface__["data"][0]
+    if view_data.itemsize != item or off % item or any(st % item for st in view_data.strides):
+        return None
+    flat = np.full(view_data.shape, off // item, dtype=np.intp)
+    nd = view_data.ndim
+    for k, (n, st) in enumerate(zip(view_data.shape, view_data.strides)):
+        shape = [1] * nd
+        shape[k] = n
+        flat += (np.arange(n, dtype=np.intp) * (st // item)).reshape(shape)
+    if flat.size and (flat.min() < 0 or flat.max() >= base_data.size):
+        return None
+    return np.unravel_index(flat, base_data.shape)
+
+
+def view_grad_fn(t):
+    """``t._grad_fn`` for a view ``t``, replayed from its base when an in-place op changed the base's
+    history after the view was created (torch's view replay), so gradients flow through that op."""
+    ex = t._extra
+    base = t._base
+    if ex is None or "view_fn" not in ex or ex["view_fn"] is base._grad_fn or not base._requires_grad:
+        return t._grad_fn
+    key = view_index(base._data, t._data)
+    if key is None:
+        return t._grad_fn
+    from ..ops.shape import Index
+    prev = state.enabled
+    state.enabled = True
+    try:
+        fresh = Index.apply(base, key, False, False)
+    finally:
+        state.enabled = prev
+    t._grad_fn, t._output_nr, t._requires_grad = fresh._grad_fn, fresh._output_nr, True
+    ex["view_fn"] = base._grad_fn
+    return t._grad_fn
+
+
 class _AccumulateGradBase(Node):
     pass
 
@@ -281,7 +324,7 @@ class Function(metaclass=_FunctionMeta):
             meta = []
             for a in args:
                 if isinstance(a, Tensor) and a._requires_grad:
-                    fn = a._grad_fn
+                    fn = a._grad_fn if a._base is None else view_grad_fn(a)
                     edges.append((fn, a._output_nr) if fn is not None else (a._accumulator(), 0))
                     needs.append(True)
                     meta.append((a._data.shape, a._data.dtype))

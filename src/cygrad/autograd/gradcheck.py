@@ -3,7 +3,7 @@ import warnings
 
 import numpy as np
 
-from .grad_mode import no_grad
+from .grad_mode import enable_grad, no_grad
 
 __all__ = ["gradcheck", "gradgradcheck", "GradcheckError"]
 
@@ -146,9 +146,12 @@ def gradgradcheck(func, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=
     wrt_idx = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
 
     def vjp(*args):
+        # gradcheck evaluates ``vjp`` under no_grad for finite differences; the inner
+        # first-order gradient still needs a graph, so grad mode is forced on here.
         ins, gos = args[:n_in], args[n_in:]
-        o = [t for t in _diff_outputs(func, ins) if t.requires_grad]
-        gs = _grad(o, [ins[i] for i in wrt_idx], gos, create_graph=True, allow_unused=True)
+        with enable_grad():
+            o = [t for t in _diff_outputs(func, ins) if t.requires_grad]
+            gs = _grad(o, [ins[i] for i in wrt_idx], gos, create_graph=True, allow_unused=True)
         return tuple(g for g in gs if g is not None)
 
     return gradcheck(vjp, tuple(inputs) + tuple(grad_outputs), eps=eps, atol=atol, rtol=rtol,

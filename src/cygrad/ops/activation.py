@@ -21,7 +21,7 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 def _kernel_input(x, name):
     xd = x._data
     if xd.dtype.kind != "f":
-        raise RuntimeError(f"\"{name}\" not implemented for '{x.dtype.name.capitalize()}'")
+        raise NotImplementedError(f"\"{name}\" not implemented for '{D.scalar_name(x.dtype)}'")
     if xd.dtype.itemsize < 4:
         xd = xd.astype(np.float32)
     return np.ascontiguousarray(xd)
@@ -115,14 +115,23 @@ class LogSigmoid(_Fused):
         return sigmoid(-x)
 
 
-def _inplace_result(input, out, inplace):
-    if inplace:
-        from .inplace import _rebase, _write
-        if out._requires_grad:
-            return _rebase(input, out)
-        _write(input, out._data)
-        return input
-    return out
+def _inplace_result(input, fn, inplace):
+    """``fn(input)``; with ``inplace`` its result is written into ``input``.
+
+    A recorded in-place op computes on a snapshot of ``input`` (as ``inplace.inplace_apply``
+    does), so the input it saves for backward is not the tensor being overwritten.
+    """
+    if not inplace:
+        return fn(input)
+    from .inplace import _rebase, _write, _snapshot, _check_leaf
+    if state.enabled and input._requires_grad:
+        _check_leaf(input)
+        return _rebase(input, fn(_snapshot(input)))
+    out = fn(input)
+    if out._requires_grad:
+        return _rebase(input, out)
+    _write(input, out._data)
+    return input
 
 
 def gelu(input, approximate="none"):
@@ -150,7 +159,7 @@ def silu(input, inplace=False):
     >>> F.silu(cygrad.tensor([0.0, 1.0]))
     tensor([0.0000, 0.7311])
     """
-    return _inplace_result(input, Silu.apply(input), inplace)
+    return _inplace_result(input, lambda input: Silu.apply(input), inplace)
 
 
 def mish(input, inplace=False):
@@ -163,7 +172,7 @@ def mish(input, inplace=False):
     >>> F.mish(cygrad.tensor([0.0, 1.0]))
     tensor([0.0000, 0.8651])
     """
-    return _inplace_result(input, Mish.apply(input), inplace)
+    return _inplace_result(input, lambda input: Mish.apply(input), inplace)
 
 
 def softplus(input, beta=1.0, threshold=20.0):
@@ -191,7 +200,7 @@ def elu(input, alpha=1.0, inplace=False):
     >>> F.elu(cygrad.tensor([-1.0, 1.0]))
     tensor([-0.6321,  1.0000])
     """
-    return _inplace_result(input, Elu.apply(input, float(alpha), 1.0, 1.0), inplace)
+    return _inplace_result(input, lambda input: Elu.apply(input, float(alpha), 1.0, 1.0), inplace)
 
 
 def selu(input, inplace=False):
@@ -204,7 +213,7 @@ def selu(input, inplace=False):
     >>> F.selu(cygrad.tensor([1.0]))
     tensor([1.0507])
     """
-    return _inplace_result(input, Elu.apply(input, _SELU_ALPHA, _SELU_SCALE, 1.0), inplace)
+    return _inplace_result(input, lambda input: Elu.apply(input, _SELU_ALPHA, _SELU_SCALE, 1.0), inplace)
 
 
 def celu(input, alpha=1.0, inplace=False):
@@ -219,7 +228,7 @@ def celu(input, alpha=1.0, inplace=False):
     """
     if alpha == 0:
         raise RuntimeError("ZeroDivisionError: celu alpha must be nonzero")
-    return _inplace_result(input, Elu.apply(input, float(alpha), 1.0, 1.0 / alpha), inplace)
+    return _inplace_result(input, lambda input: Elu.apply(input, float(alpha), 1.0, 1.0 / alpha), inplace)
 
 
 def logsigmoid(input):
@@ -261,8 +270,8 @@ def relu(input, inplace=False):
     tensor([0., 2.])
     """
     if input._data.dtype == np.bool_:
-        raise RuntimeError("\"clamp_min_cpu\" not implemented for 'Bool'")
-    return _inplace_result(input, Relu.apply(input), inplace)
+        raise RuntimeError("Boolean inputs not supported for relu")
+    return _inplace_result(input, lambda input: Relu.apply(input), inplace)
 
 
 class LeakyRelu(Function):
@@ -291,7 +300,7 @@ def leaky_relu(input, negative_slope=0.01, inplace=False):
     >>> F.leaky_relu(cygrad.tensor([-1.0, 1.0]), 0.1)
     tensor([-0.1000,  1.0000])
     """
-    return _inplace_result(input, LeakyRelu.apply(input, negative_slope), inplace)
+    return _inplace_result(input, lambda input: LeakyRelu.apply(input, negative_slope), inplace)
 
 
 class Hardtanh(Function):
@@ -322,7 +331,7 @@ def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     """
     if min_val > max_val:
         raise ValueError("min_val cannot be greater than max_val")
-    return _inplace_result(input, Hardtanh.apply(input, min_val, max_val), inplace)
+    return _inplace_result(input, lambda input: Hardtanh.apply(input, min_val, max_val), inplace)
 
 
 def relu6(input, inplace=False):
@@ -348,7 +357,9 @@ def hardsigmoid(input, inplace=False):
     >>> F.hardsigmoid(cygrad.tensor([0.0]))
     tensor([0.5000])
     """
-    return _inplace_result(input, Hardtanh.apply(input + 3, 0.0, 6.0) / 6, inplace)
+    if input._data.dtype.kind != "f":
+        raise NotImplementedError(f"\"hardsigmoid_cpu\" not implemented for '{D.scalar_name(input.dtype)}'")
+    return _inplace_result(input, lambda input: Hardtanh.apply(input + 3, 0.0, 6.0) / 6, inplace)
 
 
 def hardswish(input, inplace=False):
@@ -361,7 +372,9 @@ def hardswish(input, inplace=False):
     >>> F.hardswish(cygrad.tensor([1.0]))
     tensor([0.6667])
     """
-    return _inplace_result(input, input * Hardtanh.apply(input + 3, 0.0, 6.0) / 6, inplace)
+    if input._data.dtype.kind != "f":
+        raise NotImplementedError(f"\"hardswish_cpu\" not implemented for '{D.scalar_name(input.dtype)}'")
+    return _inplace_result(input, lambda input: input * Hardtanh.apply(input + 3, 0.0, 6.0) / 6, inplace)
 
 
 def softsign(input):
@@ -376,7 +389,7 @@ def tanhshrink(input):
 
 def threshold(input, threshold, value, inplace=False):
     """``x`` where ``x > threshold`` else ``value``."""
-    return _inplace_result(input, where(input > threshold, input, value), inplace)
+    return _inplace_result(input, lambda input: where(input > threshold, input, value), inplace)
 
 
 def glu(input, dim=-1):

@@ -131,7 +131,7 @@ class Add(Function):
     @staticmethod
     def backward(ctx, g):
         n = ctx.needs_input_grad
-        return (g if n[0] else None), ((g if ctx.alpha == 1 else g * ctx.alpha) if n[1] else None)
+        return (g if n[0] else None), ((g if ctx.alpha == 1 else g * ctx.alpha) if n[1] else None), None
 
 
 class Sub(Function):
@@ -151,7 +151,7 @@ class Sub(Function):
     @staticmethod
     def backward(ctx, g):
         n = ctx.needs_input_grad
-        return (g if n[0] else None), ((-g if ctx.alpha == 1 else g * -ctx.alpha) if n[1] else None)
+        return (g if n[0] else None), ((-g if ctx.alpha == 1 else g * -ctx.alpha) if n[1] else None), None
 
 
 class Mul(Function):
@@ -183,15 +183,16 @@ class Div(Function):
     def forward(ctx, a, b, rounding_mode=None):
         ad, bd = operands(a, b)
         if rounding_mode is None:
-            if getattr(ad, "dtype", np.dtype("f")).kind != "f" and getattr(bd, "dtype", np.dtype("f")).kind != "f" \
-                    and not isinstance(ad, float) and not isinstance(bd, float):
+            if np.asarray(ad).dtype.kind != "f" and np.asarray(bd).dtype.kind != "f":  # int/bool tensors or scalars
                 ad = np.asarray(ad, dtype=D._default.np)
+                if isinstance(bd, np.ndarray):  # int / int tensors: true division in the default dtype
+                    bd = bd.astype(D._default.np)
             ctx.b = b
             ctx.save_for_backward(a if isinstance(b, Tensor) else None,
                                   b if isinstance(b, Tensor) else None)
             with np.errstate(divide="ignore", invalid="ignore"):
                 return _apply2(np.true_divide, ad, bd)
-        ctx.mark_non_differentiable()
+        ctx.rounded = True  # floor/trunc division: piecewise constant, zero gradient (like torch)
         with np.errstate(divide="ignore", invalid="ignore"):
             if rounding_mode == "floor":
                 return _floordiv(ad, bd)
@@ -206,8 +207,11 @@ class Div(Function):
 
     @staticmethod
     def backward(ctx, g):
-        a, b = ctx.saved_tensors
         n = ctx.needs_input_grad
+        if getattr(ctx, "rounded", False):
+            z = g * 0
+            return (z if n[0] else None), (z if n[1] else None), None
+        a, b = ctx.saved_tensors
         if b is None:
             b = ctx.b
         ga = g / b if n[0] else None
@@ -233,6 +237,12 @@ class Pow(Function):
                 raise RuntimeError("Integers to negative integer powers are not allowed.")
             if ad.dtype.kind in "iub" and isinstance(b, float):
                 ad = ad.astype(D._default.np)
+            elif ad.dtype == np.bool_ and not isinstance(b, bool):  # bool ** int is int64 (torch's promotion)
+                ad = ad.astype(np.int64)
+            elif ad.dtype == np.bool_:  # bool ** bool stays bool: x ** True == x, x ** False == True
+                ctx.b = b
+                ctx.save_for_backward(a, None)
+                return ad.copy() if b else np.ones_like(ad)
             ctx.b = b
             ctx.save_for_backward(a, None)
             if b == 2:
@@ -249,6 +259,7 @@ class Pow(Function):
         with np.errstate(divide="ignore", invalid="ignore"):
             out = _apply2(np.power, ad, bd)
         ctx.b = b
+        ctx.a = None if isinstance(a, Tensor) else a  # a scalar base is needed for d/db (a**b)
         ctx.save_for_backward(a if isinstance(a, Tensor) else None, b if isinstance(b, Tensor) else None,
                               out if isinstance(b, Tensor) else None)
         return out
@@ -275,7 +286,7 @@ class Pow(Function):
             if isinstance(a, Tensor):
                 ga_base = a
             else:
-                ga_base = as_tensor_arg(a, b)
+                ga_base = as_tensor_arg(ctx.a, b)
             gb = where((ga_base == 0) & (b >= 0), 0.0, g * out * ga_base.log())
         return ga, gb
 
@@ -491,7 +502,7 @@ class Clone(Function):
 
     @staticmethod
     def forward(ctx, x):
-        return np.array(x._data, copy=True)
+        return np.array(x._data, copy=True, order="C")
 
     @staticmethod
     def backward(ctx, g):
@@ -750,7 +761,7 @@ def where(condition, input=None, other=None, *, out=None):
             condition = Tensor._make(condition._data.astype(bool))
         else:
             raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with "
-                               f"dtype {condition.dtype.name.capitalize()}")
+                               f"dtype {D.scalar_name(condition.dtype)}")
     if not isinstance(input, Tensor) and not isinstance(other, Tensor):
         input = as_tensor_arg(input)
     return _out(Where.apply(condition, input, other), out)

@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import _dtype as D
 from .._tensor import Tensor
+from ..autograd.function import Function, view_index
 from ..autograd.grad_mode import state
 
 
@@ -32,8 +33,8 @@ def _write(self, data):
     src_kind, dst_kind = data.dtype.kind, dst.dtype.kind
     rank = {"b": 0, "u": 1, "i": 1, "f": 2}
     if rank.get(src_kind, 2) > rank.get(dst_kind, 2):
-        raise RuntimeError(f"result type {D._FROM_NP[data.dtype].name.capitalize()} can't be cast to the desired "
-                           f"output type {D._FROM_NP[dst.dtype].name.capitalize()}")
+        raise RuntimeError(f"result type {D.scalar_name(D._FROM_NP[data.dtype])} can't be cast to the desired "
+                           f"output type {D.scalar_name(D._FROM_NP[dst.dtype])}")
     if not dst.flags.writeable:
         raise RuntimeError("unsupported operation: more than one element of the written-to tensor refers to a "
                            "single memory location. Please clone() the tensor before performing the operation.")
@@ -50,12 +51,22 @@ def inplace_apply(self, fn_cls, *args):
     record = state.enabled and (self._requires_grad or any(isinstance(a, Tensor) and a._requires_grad for a in args))
     if record:
         _check_leaf(self)
+        snap = _snapshot(self)
+        out = fn_cls.apply(snap, *(snap if a is self else a for a in args))
+        return _rebase(self, out)
     out = fn_cls.apply(self, *args)
     if not record:
         _check_shape(self, out)
         _write(self, out._data)
         return self
     return _rebase(self, out)
+
+
+def _snapshot(self):
+    """Stand-in for ``self`` in a recorded in-place op: same history, a copy of the data and its own
+    version counter, so what the op saves for backward is not overwritten (nor seen as modified)
+    when the result is written into ``self``."""
+    return Tensor._make(self._data.copy(), self._requires_grad, self._grad_fn, self._output_nr)
 
 
 def _check_shape(self, out):
@@ -115,11 +126,16 @@ def div_(self, other, *, rounding_mode=None):
 
 def _generic(fn):
     """Make ``name_`` from an out-of-place function ``fn(self, *args, **kw)``."""
+    if fn.__name__ in _METADATA_OPS:
+        return _metadata_inplace(fn)
+
     def method(self, *args, **kwargs):
         record = state.enabled and (self._requires_grad or any(isinstance(a, Tensor) and a._requires_grad
                                                                 for a in list(args) + list(kwargs.values())))
         if record:
             _check_leaf(self)
+            snap = _snapshot(self)
+            return _rebase(self, fn(snap, *(snap if a is self else a for a in args), **kwargs))
         out = fn(self, *args, **kwargs)
         if not record:
             _check_shape(self, out)
@@ -131,25 +147,82 @@ def _generic(fn):
     return method
 
 
+_METADATA_OPS = ("t", "transpose", "squeeze", "unsqueeze")
+
+
+def _metadata_inplace(fn):
+    """``t_``/``transpose_``/``squeeze_``/``unsqueeze_``: self becomes the view ``fn(self)`` (same
+    memory, new shape and strides) and takes over its history."""
+    def method(self, *args, **kwargs):
+        if state.enabled and self._requires_grad:
+            _check_leaf(self)
+        out = fn(self, *args, **kwargs)
+        self._data = out._data
+        if out._grad_fn is not None:
+            self._grad_fn, self._output_nr = out._grad_fn, out._output_nr
+        self._version_box[0] += 1
+        return self
+    method.__name__ = fn.__name__ + "_"
+    method.__doc__ = f"In-place version of ``{fn.__name__}`` (changes the shape/strides only)."
+    return method
+
+
 def _rebase(self, out):
     """Store ``out`` (computed from self) into self and take over its history."""
     _check_shape(self, out)
     base = self._base
     if base is not None and np.shares_memory(base._data, self._data) and (out._requires_grad or base._requires_grad):
-        view_key = self._extra.get("view_key") if self._extra else None
-        if view_key is None:
-            raise RuntimeError("in-place operations on views created by reshape/transpose/expand of a tensor are "
-                               "not supported when gradients are recorded; use the out-of-place operation")
+        key = view_index(base._data, self._data)  # works for views of views, transposes, ...
+        if key is None:
+            raise RuntimeError("in-place operations on this view (of a non-contiguous tensor) are not supported "
+                               "when gradients are recorded; use the out-of-place operation")
         from .shape import IndexPut, Index
-        res = IndexPut.apply(base, out, view_key, False)
+        res = IndexPut.apply(base, out, key, False)
         _write(base, res._data)
         base._grad_fn, base._output_nr, base._requires_grad = res._grad_fn, res._output_nr, True
-        fresh = Index.apply(base, view_key, True, False)
+        fresh = Index.apply(base, key, False, False)
         self._grad_fn, self._output_nr, self._requires_grad = fresh._grad_fn, fresh._output_nr, True
+        self._ex()["view_fn"] = base._grad_fn
         return self
     _write(self, out._data)
+    _adopt_saved_output(self, out)
     self._grad_fn, self._output_nr, self._requires_grad = out._grad_fn, out._output_nr, out._requires_grad
     return self
+
+
+def _adopt_saved_output(self, out):
+    """If ``out``'s node saved ``out`` (e.g. ``exp_``), that saved value is now ``self``: track
+    ``self``'s version counter so a later in-place change of ``self`` is detected."""
+    node = out._grad_fn
+    saved = node._saved if node is not None else None
+    if saved:
+        box = self._version_box
+        for sv in saved:
+            if sv is not None and sv.box is out._version_box:
+                sv.box, sv.version = box, box[0]
+
+
+class _Overwrite(Function):
+    """``dst`` replaced by ``src`` (broadcast and cast to ``dst``): recorded ``copy_``/``fill_``.
+
+    ``dst``'s old value gets a zero gradient (its history stays connected, as in torch)."""
+
+    _builtin = True
+    _node_name_override = "CopyBackwards"
+
+    @staticmethod
+    def forward(ctx, dst, src):
+        dd = dst._data
+        try:
+            return np.array(np.broadcast_to(src._data, dd.shape), dtype=dd.dtype)
+        except ValueError:
+            raise RuntimeError(f"output with shape {list(dd.shape)} doesn't match the broadcast shape "
+                               f"{list(np.broadcast_shapes(dd.shape, src._data.shape))}") from None
+
+    @staticmethod
+    def backward(ctx, g):
+        n = ctx.needs_input_grad
+        return (g * 0 if n[0] else None), (g if n[1] else None)  # the engine reduces/casts for src
 
 
 def zero_(self):
@@ -165,11 +238,11 @@ def fill_(self, value):
                                f"{value._data.ndim} dimensions.")
         if state.enabled and (value._requires_grad or self._requires_grad):
             _check_leaf(self)
-            return _rebase(self, value.to(self.dtype).expand(self.shape).clone())
+            return _rebase(self, _Overwrite.apply(self, value))
         value = value.item()
     if state.enabled and self._requires_grad:
         _check_leaf(self)
-        return _rebase(self, self * 0 + value)
+        return _rebase(self, _Overwrite.apply(self, Tensor._make(np.asarray(value, self._data.dtype))))
     if not self._data.flags.writeable:
         _write(self, self._data)
     self._data.fill(value)
@@ -183,8 +256,7 @@ def copy_(self, src, non_blocking=False):
         src = Tensor._make(np.asarray(src))
     if state.enabled and (src._requires_grad or self._requires_grad):
         _check_leaf(self)
-        s = src if src._data.dtype == self._data.dtype else src.to(self.dtype)
-        return _rebase(self, s.expand(self.shape).clone())
+        return _rebase(self, _Overwrite.apply(self, src))
     try:
         np.copyto(self._data, np.broadcast_to(src._data, self._data.shape), casting="unsafe")
     except ValueError:

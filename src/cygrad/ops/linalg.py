@@ -93,7 +93,13 @@ def matmul(input, other, *, out=None):
     a = input.unsqueeze(0) if da == 1 else input
     b = other.unsqueeze(-1) if db == 1 else other
     ka, kb = a._data.shape[-1], b._data.shape[-2]
+    if ka != kb and da >= 3 and db >= 3:  # torch broadcasts the batch dims before checking the matrices
+        from .elementwise import broadcast_shapes
+        broadcast_shapes(a._data.shape[:-2], b._data.shape[:-2])
     if ka != kb:
+        if da == 2 and db == 1:
+            raise RuntimeError(f"size mismatch, got input ({input._data.shape[0]}), mat "
+                               f"({input._data.shape[0]}x{ka}), vec ({kb})")
         sa = input._data.shape if da > 1 else (1, ka)
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({np.prod(sa[:-1]) if da > 2 and db == 2 else sa[-2]}x{ka} "
                            f"and {kb}x{b._data.shape[-1]})")
@@ -221,7 +227,25 @@ def dot(input, other, *, out=None):
     return _out((input * other).sum(), out)
 
 
-inner = dot
+def inner(input, other):
+    """Sum-product over the last dimension: shape ``input.shape[:-1] + other.shape[:-1]``.
+
+    Examples
+    --------
+    >>> import cygrad
+    >>> cygrad.inner(cygrad.ones(2, 3), cygrad.ones(4, 3)).shape
+    cygrad.Size([2, 4])
+    """
+    if input._data.ndim == 0 or other._data.ndim == 0:
+        return input * other
+    sa, sb = input._data.shape, other._data.shape
+    if sa[-1] != sb[-1]:
+        raise RuntimeError(f"inner() the last dimension must match on both input tensors but got shapes "
+                           f"{list(sa)} and {list(sb)}")
+    if len(sa) == 1 and len(sb) == 1:
+        return dot(input, other)
+    k = sa[-1]
+    return matmul(input.reshape(-1, k), other.reshape(-1, k).mT).reshape(sa[:-1] + sb[:-1])
 
 
 def vdot(input, other):
@@ -279,6 +303,12 @@ def _parse_einsum(eq, operands):
                                f"number of dimensions ({op.ndim}) for operand {len(new_terms)}"
                                + (" and no ellipsis was given" if "..." not in t else ""))
         new_terms.append(t)
+    sizes = {}
+    for i, (t, op) in enumerate(zip(new_terms, operands)):
+        for c, n in zip(t, op.shape):
+            if sizes.setdefault(c, n) != n and n != 1 and sizes[c] != 1:
+                raise RuntimeError(f"einsum(): subscript {c} has size {n} for operand {i} which does not broadcast "
+                                   f"with previously seen size {sizes[c]}")
     if rhs is None:
         counts = {}
         for t in new_terms:
@@ -308,9 +338,9 @@ class Einsum(Function):
             if not ctx.needs_input_grad[i + 1]:
                 grads.append(None)
                 continue
-            if len(set(t)) != len(t):
-                raise NotImplementedError("einsum backward with a repeated index in one operand (a diagonal) "
-                                          "is not supported")
+            full_t = t
+            if len(set(t)) != len(t):  # a diagonal: differentiate w.r.t. the unique-index view first
+                t = "".join(dict.fromkeys(t))
             others = [(ctx.terms[j], ops[j]) for j in range(len(ops)) if j != i]
             avail = set(ctx.rhs).union(*[set(s) for s, _ in others]) if others else set(ctx.rhs)
             target = "".join(c for c in t if c in avail)
@@ -319,9 +349,30 @@ class Einsum(Function):
             if target != t:  # indices summed only in this operand: broadcast back
                 shape = [op.shape[k] if c in avail else 1 for k, c in enumerate(t)]
                 perm_src = [c for c in t if c in avail]
-                gi = gi.reshape([op.shape[t.index(c)] if c in avail else 1 for c in t]).expand(op.shape)
+                gi = gi.reshape([op.shape[full_t.index(c)] if c in avail else 1 for c in t]).expand(
+                    [op.shape[full_t.index(c)] for c in t])
+            if full_t != t:
+                gi = _einsum_undiag(gi, t, full_t, op)
             grads.append(gi)
         return tuple(grads)
+
+
+def _einsum_undiag(g, u, t, op):
+    """Place ``g`` (indexed by the unique subscripts ``u``) on the diagonal described by ``t``
+    (which repeats some subscripts); zero elsewhere. Differentiable in ``g``."""
+    used = set(t)
+    fresh = iter(c for c in string.ascii_letters if c not in used)
+    seen, out, eyes, terms = set(), [], [], [u]
+    for c, n in zip(t, op.shape):
+        if c in seen:
+            f = next(fresh)
+            out.append(f)
+            terms.append(c + f)
+            eyes.append(Tensor._make(np.eye(n, dtype=op._data.dtype)))
+        else:
+            seen.add(c)
+            out.append(c)
+    return einsum(",".join(terms) + "->" + "".join(out), g, *eyes)
 
 
 def einsum(equation, *operands):

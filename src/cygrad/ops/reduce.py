@@ -90,7 +90,7 @@ class Mean(Function):
     def forward(ctx, x, axes, keepdim):
         xd = x._data
         ctx.shape, ctx.axes, ctx.keepdim = xd.shape, axes, keepdim
-        n = xd.size if axes is None else math.prod(xd.shape[a] for a in axes)
+        n = xd.size if axes is None or xd.ndim == 0 else math.prod(xd.shape[a] for a in axes)
         ctx.n = n
         return np.mean(xd, axis=_npaxis(axes, xd.ndim), keepdims=keepdim) if n else \
             np.full(np.sum(xd, axis=_npaxis(axes, xd.ndim), keepdims=keepdim).shape, np.nan, xd.dtype)
@@ -113,7 +113,7 @@ def mean(input, dim=None, keepdim=False, *, dtype=None):
         input = input.to(dtype)
     if input._data.dtype.kind != "f":
         raise RuntimeError("mean(): could not infer output dtype. Input dtype must be either a floating point "
-                           f"or complex dtype. Got: {input.dtype.name.capitalize()}")
+                           f"or complex dtype. Got: {D.scalar_name(input.dtype)}")
     return Mean.apply(input, _dims(dim, input._data.ndim), keepdim)
 
 
@@ -165,6 +165,8 @@ def prod(input, dim=None, keepdim=False, *, dtype=None):
     if dtype is not None:
         input = input.to(dtype)
     axis = None if dim is None else _wrap_dim(dim, input._data.ndim)
+    if input._data.ndim == 0:
+        axis = None  # a 0-dim tensor has no axis to reduce (dim 0 / -1 are accepted)
     return Prod.apply(input, axis, keepdim)
 
 
@@ -175,12 +177,16 @@ class Cumprod(Function):
     def forward(ctx, x, axis):
         ctx.save_for_backward(x)
         ctx.axis = axis
+        if x._data.ndim == 0:
+            return x._data.copy()  # np.cumprod would flatten a 0-dim array to shape (1,)
         return np.cumprod(x._data, axis=axis)
 
     @staticmethod
     def backward(ctx, g):
         x, = ctx.saved_tensors
         axis = ctx.axis
+        if x.ndim == 0:
+            return g, None
         # d out_j / d x_i = prod_{k<=j, k!=i} x_k for j >= i; computed without dividing by x
         n = x.shape[axis]
         grads = []
@@ -241,8 +247,13 @@ class AMax(Function):
     def forward(ctx, x, axes, keepdim, is_max):
         xd = x._data
         if xd.size == 0:
-            raise IndexError(f"{'amax' if is_max else 'amin'}(): Expected reduction dim to be specified for "
-                             "input.numel() == 0. Specify the reduction dim with the 'dim' argument.")
+            name = "amax" if is_max else "amin"
+            if axes is None:
+                raise RuntimeError(f"{name}(): Expected reduction dim to be specified for "
+                                   "input.numel() == 0. Specify the reduction dim with the 'dim' argument.")
+            for a in axes:
+                if xd.shape[a] == 0:
+                    raise IndexError(f"{name}(): Expected reduction dim {a} to have non-zero size.")
         f = np.amax if is_max else np.amin
         out = f(xd, axis=_npaxis(axes, xd.ndim), keepdims=keepdim)
         ctx.save_for_backward(x, out)
@@ -329,6 +340,9 @@ def _max_min(input, dim, keepdim, other, is_max):
     if other is not None:
         return (maximum if is_max else minimum)(input, other)
     if dim is None:
+        if input._data.size == 0:
+            raise RuntimeError(f"{'max' if is_max else 'min'}(): Expected reduction dim to be specified for "
+                               "input.numel() == 0. Specify the reduction dim with the 'dim' argument.")
         return AMax.apply(input, None, False, is_max)
     vals, idx = MaxDim.apply(input, _wrap_dim(dim, input._data.ndim), keepdim, is_max)
     return (max_return if is_max else min_return)(vals, idx)
@@ -362,7 +376,7 @@ def _arg(input, dim, keepdim, f, name):
     xd = input._data
     if dim is None:
         if xd.size == 0:
-            raise RuntimeError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0.")
+            raise IndexError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0.")
         r = np.asarray(f(xd.reshape(-1)), dtype=np.int64)
         return Tensor._make(r.reshape((1,) * xd.ndim) if keepdim else r)
     ax = _wrap_dim(dim, xd.ndim)
@@ -406,7 +420,7 @@ class Var(Function):
     @staticmethod
     def forward(ctx, x, axes, correction, keepdim):
         xd = x._data
-        n = xd.size if axes is None else math.prod(xd.shape[a] for a in axes)
+        n = xd.size if axes is None or xd.ndim == 0 else math.prod(xd.shape[a] for a in axes)
         ctx.save_for_backward(x)
         ctx.axes, ctx.correction, ctx.keepdim, ctx.n = axes, correction, keepdim, n
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -457,7 +471,27 @@ def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     >>> cygrad.std(cygrad.tensor([1.0, 3.0]))
     tensor(1.4142)
     """
-    return var(input, dim, unbiased, keepdim, correction=correction).sqrt()
+    return StdSqrt.apply(var(input, dim, unbiased, keepdim, correction=correction))
+
+
+class StdSqrt(Function):
+    """``sqrt(var)`` whose gradient is 0 (not nan) where the std is 0, like torch's std_backward."""
+
+    _builtin = True
+    _node_name_override = "StdBackward0"
+
+    @staticmethod
+    def forward(ctx, v):
+        out = np.sqrt(v._data)
+        out = out if isinstance(out, np.ndarray) else np.asarray(out)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        out, = ctx.saved_tensors
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return where(out == 0, 0.0, g / (2 * out))
 
 
 def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
@@ -501,10 +535,12 @@ class Norm2(Function):
     @staticmethod
     def forward(ctx, x, axes, keepdim):
         xd = x._data
-        out = np.sqrt(np.sum(xd * xd, axis=_npaxis(axes, xd.ndim), keepdims=keepdim))
+        # the saved output must be the very object returned, so that backward sees it as this
+        # node's output (with grad_fn) and double backward differentiates through it
+        out = np.asarray(np.sqrt(np.sum(xd * xd, axis=_npaxis(axes, xd.ndim), keepdims=keepdim)), dtype=xd.dtype)
         ctx.save_for_backward(x, out)
         ctx.axes, ctx.keepdim = axes, keepdim
-        return np.asarray(out, dtype=xd.dtype)
+        return out
 
     @staticmethod
     def backward(ctx, g):
@@ -527,7 +563,7 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
         input = input.to(dtype)
     if input._data.dtype.kind != "f":
         raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor as input. "
-                           f"Got {input.dtype.name.capitalize()}")
+                           f"Got {D.scalar_name(input.dtype)}")
     axes = _dims(dim, input._data.ndim)
     if p in ("fro", None, 2, 2.0):
         return Norm2.apply(input, axes, keepdim)
@@ -602,7 +638,7 @@ def sum_to_size(input, *size):
         size = size[0]
     size = tuple(size)
     xs = input._data.shape
-    if len(size) > len(xs) or any(s != 1 and s != d for s, d in zip(size, xs[len(xs) - len(size):])):
+    if len(size) > len(xs) or builtins.any(s != 1 and s != d for s, d in zip(size, xs[len(xs) - len(size):])):
         raise RuntimeError(f"size {{{', '.join(map(str, size))}}} is not expandable to size "
                            f"{{{', '.join(map(str, xs))}}}.")
     if xs == size:

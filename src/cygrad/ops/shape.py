@@ -19,7 +19,9 @@ from .elementwise import where, as_tensor_arg
 def _as_view(out, x):
     """Make ``out`` share ``x``'s version counter (it is a view of the same memory)."""
     out._version_box = x._version_box
-    out._base = x._base if x._base is not None else x
+    base = out._base = x._base if x._base is not None else x
+    if out._requires_grad:
+        out._ex()["view_fn"] = base._grad_fn  # see autograd.function.view_grad_fn
     return out
 
 
@@ -444,7 +446,13 @@ class Index(Function):
             out = xd[key]
         except IndexError as e:
             msg = str(e).replace("axis", "dimension")
+            if msg.startswith("too many indices"):
+                msg = f"too many indices for tensor of dimension {xd.ndim}"
             raise IndexError(msg) from None
+        if basic and not copy and not isinstance(out, np.ndarray):
+            kt = key if isinstance(key, tuple) else (key,)
+            if not any(k is Ellipsis for k in kt):
+                out = xd[kt + (Ellipsis,)]  # a 0-dim view instead of a NumPy scalar (as torch)
         if basic and isinstance(out, np.ndarray) and not copy:
             return out
         return np.array(out, copy=True) if isinstance(out, np.ndarray) else np.asarray(out)
@@ -476,9 +484,43 @@ class IndexAddZeros(Function):
         return Index.apply(gg, ctx.key, ctx.basic, False), None, None, None
 
 
+def _split_int_key(k):
+    """torch applies integer indices before advanced (tensor) ones; NumPy treats them as advanced.
+
+    They differ in where the indexed dimensions go when an int and an index array are separated
+    by a slice (``x[1, :, idx]``). Returns (basic key, rest) to index in two steps, or None.
+    """
+    items = k if isinstance(k, tuple) else (k,)
+    if not any(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in items) or \
+            not any(isinstance(x, np.ndarray) for x in items) or \
+            any(isinstance(x, np.ndarray) and x.ndim == 0 for x in items):
+        return None
+    k1, k2 = [], []
+    for x in items:
+        if isinstance(x, np.ndarray):
+            k1.extend([slice(None)] * (x.ndim if x.dtype == np.bool_ else 1))
+            k2.append(x)
+        elif x is None:
+            k1.append(None)
+            k2.append(slice(None))
+        elif x is Ellipsis:
+            k1.append(x)
+            k2.append(x)
+        elif isinstance(x, slice):
+            k1.append(x)
+            k2.append(slice(None))
+        else:  # an int: its dimension is removed by the first step
+            k1.append(x)
+    return tuple(k1), tuple(k2)
+
+
 def getitem(input, key):
     """``input[key]``: basic indexing gives a view; integer/bool tensor indexing a copy."""
     k, basic = convert_key(key)
+    if not basic:
+        split = _split_int_key(k)
+        if split is not None:
+            return getitem(getitem(input, split[0]), split[1])
     out = Index.apply(input, k, basic, False)
     if basic:
         _as_view(out, input)
@@ -566,7 +608,7 @@ def index_select(input, dim, index):
     if idx.ndim > 1:
         raise IndexError("index_select(): Index is supposed to be a vector")
     if idx.dtype.kind not in "iu":
-        raise RuntimeError(f"index_select(): Expected dtype int32/int64 for index but got: {D._FROM_NP.get(idx.dtype, idx.dtype)}")
+        raise RuntimeError("index_select(): Expected dtype int32 or int64 for index")
     key = (slice(None),) * d + (idx.reshape(-1),)
     return Index.apply(input, key, False, False)
 
@@ -586,8 +628,8 @@ def _along_key(index, dim):
 
 
 def _check_along(name, input, dim, index):
-    if not isinstance(index, Tensor) or index._data.dtype != np.int64:
-        raise RuntimeError(f"{name}(): Expected dtype int64 for index")
+    if not isinstance(index, Tensor) or index._data.dtype not in (np.int64, np.int32):
+        raise RuntimeError(f"{name}(): Expected dtype int32/int64 for index")
     if index._data.ndim != input._data.ndim and not (index._data.ndim <= 1 and input._data.ndim <= 1):
         raise RuntimeError(f"Index tensor must have the same number of dimensions as {'input' if name == 'gather' else 'self'} tensor")
     d = _wrap_dim(dim, input._data.ndim)
@@ -701,7 +743,7 @@ def masked_fill(input, mask, value):
     tensor([1., 0., 0.])
     """
     if not isinstance(mask, Tensor) or mask._data.dtype != np.bool_:
-        dt = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
+        dt = D.c_name(mask.dtype) if isinstance(mask, Tensor) else type(mask).__name__
         raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype {dt}")
     if isinstance(value, Tensor):
         if value._data.ndim != 0:
@@ -874,6 +916,9 @@ def cat(tensors, dim=0, *, out=None):
             raise TypeError(f"expected Tensor as element {i} in argument 0, but got {type(t).__name__}")
     # legacy: 1-D empty tensors are skipped
     kept = [t for t in tensors if not (t._data.ndim == 1 and t._data.shape[0] == 0)] or tensors[:1]
+    if len(kept) < len(tensors):  # skipped empty tensors still take part in type promotion
+        rt = D.result_type(*tensors)
+        kept = [t if t.dtype == rt else t.to(rt) for t in kept]
     ref = kept[0]
     nd = ref._data.ndim
     if nd == 0:
