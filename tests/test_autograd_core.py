@@ -14,44 +14,9 @@ import cygrad
 
 torch = pytest.importorskip("torch")
 
+from _oracle import _np, assert_same, compare, raises_like  # noqa: E402
+
 LIBS = [cygrad, torch]
-
-
-def _np(t):
-    if t is None:
-        return None
-    return np.asarray(t.detach().numpy()) if hasattr(t, "detach") else np.asarray(t)
-
-
-def assert_same(a, b, rtol=1e-5, atol=1e-6):
-    """``a`` (cygrad) and ``b`` (torch): nested results with equal values, shapes and dtypes."""
-    if isinstance(a, (list, tuple)):
-        assert isinstance(b, (list, tuple)) and len(a) == len(b), (a, b)
-        for x, y in zip(a, b):
-            assert_same(x, y, rtol, atol)
-        return
-    if a is None or b is None:
-        assert a is None and b is None, (a, b)
-        return
-    if isinstance(a, (bool, int, float, str)):
-        assert a == b, (a, b)
-        return
-    an, bn = _np(a), _np(b)
-    assert an.shape == bn.shape, (an.shape, bn.shape)
-    assert an.dtype == bn.dtype, (an.dtype, bn.dtype)
-    np.testing.assert_allclose(an, bn, rtol=rtol, atol=atol)
-
-
-def compare(fn, **kw):
-    """Run ``fn(lib)`` with cygrad and torch and compare the results."""
-    assert_same(fn(cygrad), fn(torch), **kw)
-
-
-def raises_like(fn, exc=RuntimeError, match=None):
-    """``fn(lib)`` raises ``exc`` (matching ``match``) in both cygrad and torch."""
-    for lib in LIBS:
-        with pytest.raises(exc, match=match):
-            fn(lib)
 
 
 # ---- requires_grad, is_leaf, grad_fn ---------------------------------------------------------

@@ -7,41 +7,12 @@ import cygrad
 
 torch = pytest.importorskip("torch")
 
+from _oracle import _np, assert_same, compare, raises_like  # noqa: E402
+
 LIBS = [cygrad, torch]
 
 pytestmark = [pytest.mark.filterwarnings("ignore:Anomaly Detection has been enabled"),
               pytest.mark.filterwarnings("ignore:Error detected in")]
-
-
-def _np(t):
-    return np.asarray(t.detach().numpy())
-
-
-def assert_same(a, b, rtol=1e-6, atol=1e-6):
-    if isinstance(a, (list, tuple)):
-        assert isinstance(b, (list, tuple)) and len(a) == len(b), (a, b)
-        for x, y in zip(a, b):
-            assert_same(x, y, rtol, atol)
-        return
-    if a is None or b is None:
-        assert a is None and b is None, (a, b)
-        return
-    if isinstance(a, (bool, int, float, str)):
-        assert a == b, (a, b)
-        return
-    an, bn = _np(a), _np(b)
-    assert an.shape == bn.shape and an.dtype == bn.dtype, (an.shape, an.dtype, bn.shape, bn.dtype)
-    np.testing.assert_allclose(an, bn, rtol=rtol, atol=atol)
-
-
-def compare(fn, **kw):
-    assert_same(fn(cygrad), fn(torch), **kw)
-
-
-def raises_like(fn, exc=RuntimeError, match=None):
-    for lib in LIBS:
-        with pytest.raises(exc, match=match):
-            fn(lib)
 
 
 # ---- Function definitions, built for either library ------------------------------------------
