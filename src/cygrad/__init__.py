@@ -36,6 +36,7 @@ from .ops.activation import relu, softmax, log_softmax
 from . import autograd
 from ._config import set_num_threads, get_num_threads, show_config
 from . import nn
+from . import optim
 
 def is_tensor(obj):
     """Whether ``obj`` is a cygrad Tensor.

@@ -19,3 +19,12 @@ def relu_(input):
 def leaky_relu_(input, negative_slope=0.01):
     """In-place ``leaky_relu``."""
     return leaky_relu(input, negative_slope, inplace=True)
+
+from ..ops.loss import (cross_entropy, nll_loss, mse_loss, l1_loss, smooth_l1_loss, huber_loss,  # noqa: E402
+                        binary_cross_entropy, binary_cross_entropy_with_logits, kl_div, cosine_embedding_loss,
+                        margin_ranking_loss)
+from ..ops.nn_misc import dropout, embedding, bilinear, prelu  # noqa: E402
+
+__all__ += ["cross_entropy", "nll_loss", "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss",
+            "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div", "cosine_embedding_loss",
+            "margin_ranking_loss", "dropout", "embedding", "bilinear", "prelu"]

@@ -17,7 +17,7 @@ def _as3d(x, batch):
     x3 = x.reshape((-1, r, c))
     it = x3.itemsize
     s1, s2 = x3.strides[1:]
-    if not (s2 == it or c == 1 or s1 == it or r == 1):
+    if not (s2 == it or c == 1 or s1 == it or r == 1) or s1 == 0 or s2 == 0:  # BLAS needs non-zero strides
         x3 = np.ascontiguousarray(x3)
     return x3
 
