@@ -102,6 +102,15 @@ def _build_mode_changed(mode):
     return previous != mode
 
 
+# Extra flags per module (gcc / clang only). activation: the loops of _vmath.h use branch-free
+# maths, and gcc only if-converts (hence vectorises) their selects without -ftrapping-math.
+# Neither flag changes any result (unlike -ffast-math / -ffinite-math-only, never used here).
+# ISA: no -march; _vmath.h clones its loops (target_clones, runtime dispatch) on x86-64 Linux.
+MODULE_COMPILE_ARGS = {}
+if os.name != "nt":
+    MODULE_COMPILE_ARGS["activation"] = ["-fno-trapping-math", "-fno-math-errno"]
+
+
 def _extensions():
     debug = _env_flag("CYGRAD_DEBUG")
     compile_args, link_args = [], []
@@ -134,9 +143,9 @@ def _extensions():
             Extension(
                 f"cygrad._C.{name}",
                 [pyx],
-                include_dirs=[numpy.get_include()],
+                include_dirs=[numpy.get_include(), KERNEL_DIR],
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-                extra_compile_args=compile_args,
+                extra_compile_args=compile_args + MODULE_COMPILE_ARGS.get(name, []),
                 extra_link_args=link_args,
             )
         )

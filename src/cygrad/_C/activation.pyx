@@ -3,87 +3,88 @@
 Elementwise kernels take 1-D contiguous arrays (the caller passes ``x.reshape(-1)`` of a
 C-contiguous array) and a preallocated ``out`` of the same length and dtype; ``out`` may be
 ``x`` itself (or ``grad``). Backward kernels take the forward INPUT ``x`` and the gradient of
-the output ``grad``, and write ``out = grad * f'(x)``. float32 is computed with the float32
-maths functions (``expf``, ...), float64 with the double ones.
+the output ``grad``, and write ``out = grad * f'(x)``. float32 is computed in float32, float64
+in double.
+
+The per-element loops are C functions in ``_vmath.h``: branch-free inline exp / expm1 / log1p /
+normal CDF (instead of libm calls, which would keep gcc from vectorising), compiled for AVX-512,
+AVX2 + FMA and baseline x86-64 with the best picked at load time. This module checks the
+arguments and runs the loops in parallel (``prange`` over fixed blocks of elements).
 
 The softmax kernels work on the rows of a 2-D C-contiguous array; their backward takes the
 forward OUTPUT ``y``. Row sums accumulate in float64.
 
-Every kernel is one ``prange`` pass over elements (or rows): results do not depend on the
-thread count. All are finite for finite inputs of any magnitude: exponentials are only taken
-of non-positive arguments, or where the result cannot overflow.
+Results do not depend on the thread count (bitwise). All are finite for finite inputs of any
+magnitude (exponentials are only taken of non-positive arguments, or where the result cannot
+overflow); NaN gives NaN.
 """
 
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport exp, expf, expm1, expm1f, erf, erff, log1p, log1pf, tanh, tanhf
 from libc.math cimport log as math_log  # (the softmax kernels have an argument named log)
 
 from ._parallel cimport n_threads_for
 
-cdef double SQRT1_2 = 0.70710678118654752440          # 1 / sqrt(2)
-cdef double INV_SQRT_2PI = 0.39894228040143267794     # 1 / sqrt(2 pi)
-cdef double SQRT_2_OVER_PI = 0.79788456080286535588   # sqrt(2 / pi)
-cdef double GELU_KAPPA = 0.044715
+# Block kernels and branch-free maths (exp, expm1, log1p, Phi): see _vmath.h. Each kernel is
+# one loop over n contiguous elements; float (_f) and double (_d) versions.
+cdef extern from "_vmath.h" nogil:
+    void cg_gelu_fwd_f(const float *x, float *out, Py_ssize_t n)
+    void cg_gelu_fwd_d(const double *x, double *out, Py_ssize_t n)
+    void cg_gelu_bwd_f(const float *x, const float *grad, float *out, Py_ssize_t n)
+    void cg_gelu_bwd_d(const double *x, const double *grad, double *out, Py_ssize_t n)
+    void cg_gelu_tanh_fwd_f(const float *x, float *out, Py_ssize_t n)
+    void cg_gelu_tanh_fwd_d(const double *x, double *out, Py_ssize_t n)
+    void cg_gelu_tanh_bwd_f(const float *x, const float *grad, float *out, Py_ssize_t n)
+    void cg_gelu_tanh_bwd_d(const double *x, const double *grad, double *out, Py_ssize_t n)
+    void cg_silu_fwd_f(const float *x, float *out, Py_ssize_t n)
+    void cg_silu_fwd_d(const double *x, double *out, Py_ssize_t n)
+    void cg_silu_bwd_f(const float *x, const float *grad, float *out, Py_ssize_t n)
+    void cg_silu_bwd_d(const double *x, const double *grad, double *out, Py_ssize_t n)
+    void cg_mish_fwd_f(const float *x, float *out, Py_ssize_t n)
+    void cg_mish_fwd_d(const double *x, double *out, Py_ssize_t n)
+    void cg_mish_bwd_f(const float *x, const float *grad, float *out, Py_ssize_t n)
+    void cg_mish_bwd_d(const double *x, const double *grad, double *out, Py_ssize_t n)
+    void cg_softplus_fwd_f(const float *x, float *out, Py_ssize_t n, float beta, float threshold)
+    void cg_softplus_fwd_d(const double *x, double *out, Py_ssize_t n, double beta, double threshold)
+    void cg_softplus_bwd_f(const float *x, const float *grad, float *out, Py_ssize_t n,
+                           float beta, float threshold)
+    void cg_softplus_bwd_d(const double *x, const double *grad, double *out, Py_ssize_t n,
+                           double beta, double threshold)
+    void cg_elu_fwd_f(const float *x, float *out, Py_ssize_t n, float neg_coef, float scale,
+                      float input_scale)
+    void cg_elu_fwd_d(const double *x, double *out, Py_ssize_t n, double neg_coef, double scale,
+                      double input_scale)
+    void cg_elu_bwd_f(const float *x, const float *grad, float *out, Py_ssize_t n,
+                      float neg_coef, float scale, float input_scale)
+    void cg_elu_bwd_d(const double *x, const double *grad, double *out, Py_ssize_t n,
+                      double neg_coef, double scale, double input_scale)
+    void cg_logsigmoid_fwd_f(const float *x, float *out, Py_ssize_t n)
+    void cg_logsigmoid_fwd_d(const double *x, double *out, Py_ssize_t n)
+    void cg_logsigmoid_bwd_f(const float *x, const float *grad, float *out, Py_ssize_t n)
+    void cg_logsigmoid_bwd_d(const double *x, const double *grad, double *out, Py_ssize_t n)
+    void cg_exp_shifted_f(const float *x, float *out, Py_ssize_t n, float shift)
+    void cg_exp_shifted_d(const double *x, double *out, Py_ssize_t n, double shift)
+    void cg_log_softmax_bwd_row_f(const float *y, const float *grad, float *out, Py_ssize_t n,
+                                  float s)
+    void cg_log_softmax_bwd_row_d(const double *y, const double *grad, double *out, Py_ssize_t n,
+                                  double s)
+
+# Elementwise kernels run a prange over fixed blocks of BLOCK elements, each block one call of
+# a vectorised C kernel. Block boundaries do not depend on the thread count, so neither does
+# which element goes through a kernel's vector body or its scalar remainder: results are
+# bitwise identical for any thread count.
+cdef enum:
+    BLOCK = 4096
 
 
-# ---------------------------------------------------------------------------------------------
-# Scalar helpers: one maths function per precision.
-
-cdef inline floating _exp(floating x) noexcept nogil:
-    """exp(x)"""
-    if floating is float:
-        return expf(x)
-    else:
-        return exp(x)
+cdef inline Py_ssize_t _n_blocks(Py_ssize_t n) noexcept nogil:
+    return (n + BLOCK - 1) // BLOCK
 
 
-cdef inline floating _expm1(floating x) noexcept nogil:
-    """exp(x) - 1"""
-    if floating is float:
-        return expm1f(x)
-    else:
-        return expm1(x)
-
-
-cdef inline floating _log1p(floating x) noexcept nogil:
-    """log(1 + x)"""
-    if floating is float:
-        return log1pf(x)
-    else:
-        return log1p(x)
-
-
-cdef inline floating _tanh(floating x) noexcept nogil:
-    """tanh(x)"""
-    if floating is float:
-        return tanhf(x)
-    else:
-        return tanh(x)
-
-
-cdef inline floating _erf(floating x) noexcept nogil:
-    """erf(x)"""
-    if floating is float:
-        return erff(x)
-    else:
-        return erf(x)
-
-
-cdef inline floating _sigmoid(floating x) noexcept nogil:
-    """1 / (1 + exp(-x)), exponentiating only non-positive numbers."""
-    cdef floating z
-    if x >= 0:
-        return 1 / (1 + _exp(-x))
-    z = _exp(x)
-    return z / (1 + z)
-
-
-cdef inline floating _log1pexp(floating x) noexcept nogil:
-    """log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|))"""
-    if x > 0:
-        return x + _log1p(_exp(-x))
-    return _log1p(_exp(x))
+cdef inline Py_ssize_t _block_len(Py_ssize_t n, Py_ssize_t b) noexcept nogil:
+    """Length of block b (the last one may be short)."""
+    cdef Py_ssize_t rest = n - b * BLOCK
+    return rest if rest < BLOCK else BLOCK
 
 
 cdef int _check_same_length(Py_ssize_t n_x, Py_ssize_t n_other, str name) except -1:
@@ -91,6 +92,128 @@ cdef int _check_same_length(Py_ssize_t n_x, Py_ssize_t n_other, str name) except
     if n_x != n_other:
         raise ValueError(f"{name} has {n_other} elements but x has {n_x}")
     return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-dtype dispatch to the C kernels (one block each)
+
+cdef inline void _gelu_fwd(const floating *x, floating *out, Py_ssize_t m, bint tanh_approx) noexcept nogil:
+    if floating is float:
+        if tanh_approx:
+            cg_gelu_tanh_fwd_f(x, out, m)
+        else:
+            cg_gelu_fwd_f(x, out, m)
+    else:
+        if tanh_approx:
+            cg_gelu_tanh_fwd_d(x, out, m)
+        else:
+            cg_gelu_fwd_d(x, out, m)
+
+
+cdef inline void _gelu_bwd(const floating *x, const floating *grad, floating *out, Py_ssize_t m,
+                           bint tanh_approx) noexcept nogil:
+    if floating is float:
+        if tanh_approx:
+            cg_gelu_tanh_bwd_f(x, grad, out, m)
+        else:
+            cg_gelu_bwd_f(x, grad, out, m)
+    else:
+        if tanh_approx:
+            cg_gelu_tanh_bwd_d(x, grad, out, m)
+        else:
+            cg_gelu_bwd_d(x, grad, out, m)
+
+
+cdef inline void _silu_fwd(const floating *x, floating *out, Py_ssize_t m) noexcept nogil:
+    if floating is float:
+        cg_silu_fwd_f(x, out, m)
+    else:
+        cg_silu_fwd_d(x, out, m)
+
+
+cdef inline void _silu_bwd(const floating *x, const floating *grad, floating *out, Py_ssize_t m) noexcept nogil:
+    if floating is float:
+        cg_silu_bwd_f(x, grad, out, m)
+    else:
+        cg_silu_bwd_d(x, grad, out, m)
+
+
+cdef inline void _mish_fwd(const floating *x, floating *out, Py_ssize_t m) noexcept nogil:
+    if floating is float:
+        cg_mish_fwd_f(x, out, m)
+    else:
+        cg_mish_fwd_d(x, out, m)
+
+
+cdef inline void _mish_bwd(const floating *x, const floating *grad, floating *out, Py_ssize_t m) noexcept nogil:
+    if floating is float:
+        cg_mish_bwd_f(x, grad, out, m)
+    else:
+        cg_mish_bwd_d(x, grad, out, m)
+
+
+cdef inline void _softplus_fwd(const floating *x, floating *out, Py_ssize_t m,
+                               floating beta, floating threshold) noexcept nogil:
+    if floating is float:
+        cg_softplus_fwd_f(x, out, m, beta, threshold)
+    else:
+        cg_softplus_fwd_d(x, out, m, beta, threshold)
+
+
+cdef inline void _softplus_bwd(const floating *x, const floating *grad, floating *out, Py_ssize_t m,
+                               floating beta, floating threshold) noexcept nogil:
+    if floating is float:
+        cg_softplus_bwd_f(x, grad, out, m, beta, threshold)
+    else:
+        cg_softplus_bwd_d(x, grad, out, m, beta, threshold)
+
+
+cdef inline void _elu_fwd(const floating *x, floating *out, Py_ssize_t m, floating neg_coef,
+                          floating scale, floating input_scale) noexcept nogil:
+    if floating is float:
+        cg_elu_fwd_f(x, out, m, neg_coef, scale, input_scale)
+    else:
+        cg_elu_fwd_d(x, out, m, neg_coef, scale, input_scale)
+
+
+cdef inline void _elu_bwd(const floating *x, const floating *grad, floating *out, Py_ssize_t m,
+                          floating neg_coef, floating scale, floating input_scale) noexcept nogil:
+    if floating is float:
+        cg_elu_bwd_f(x, grad, out, m, neg_coef, scale, input_scale)
+    else:
+        cg_elu_bwd_d(x, grad, out, m, neg_coef, scale, input_scale)
+
+
+cdef inline void _logsigmoid_fwd(const floating *x, floating *out, Py_ssize_t m) noexcept nogil:
+    if floating is float:
+        cg_logsigmoid_fwd_f(x, out, m)
+    else:
+        cg_logsigmoid_fwd_d(x, out, m)
+
+
+cdef inline void _logsigmoid_bwd(const floating *x, const floating *grad, floating *out,
+                                 Py_ssize_t m) noexcept nogil:
+    if floating is float:
+        cg_logsigmoid_bwd_f(x, grad, out, m)
+    else:
+        cg_logsigmoid_bwd_d(x, grad, out, m)
+
+
+cdef inline void _exp_shifted(const floating *x, floating *out, Py_ssize_t m, floating shift) noexcept nogil:
+    """out := exp(x - shift)"""
+    if floating is float:
+        cg_exp_shifted_f(x, out, m, shift)
+    else:
+        cg_exp_shifted_d(x, out, m, shift)
+
+
+cdef inline void _log_softmax_bwd_row(const floating *y, const floating *grad, floating *out,
+                                      Py_ssize_t m, floating s) noexcept nogil:
+    """out := grad - exp(y) * s"""
+    if floating is float:
+        cg_log_softmax_bwd_row_f(y, grad, out, m, s)
+    else:
+        cg_log_softmax_bwd_row_d(y, grad, out, m, s)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,20 +225,15 @@ def gelu_forward(
     bint tanh_approx,          # IN: use the tanh approximation
 ):
     """out := x * Phi(x), or 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3))) if tanh_approx."""
-    cdef Py_ssize_t i, n = x.shape[0]
-    cdef floating v
+    cdef Py_ssize_t b, n = x.shape[0]
     _check_same_length(n, out.shape[0], "out")
+    if n == 0:
+        return
+    cdef const floating *xp = &x[0]
+    cdef floating *op = &out[0]
     with nogil:
-        if tanh_approx:
-            for i in prange(n, num_threads=n_threads_for(n), schedule="static"):
-                v = x[i]
-                out[i] = <floating> 0.5 * v * (
-                    1 + _tanh(<floating> SQRT_2_OVER_PI * (v + <floating> GELU_KAPPA * v * v * v))
-                )
-        else:
-            for i in prange(n, num_threads=n_threads_for(n), schedule="static"):
-                v = x[i]
-                out[i] = <floating> 0.5 * v * (1 + _erf(v * <floating> SQRT1_2))
+        for b in prange(_n_blocks(n), num_threads=n_threads_for(n), schedule="static"):
+            _gelu_fwd(xp + b * BLOCK, op + b * BLOCK, _block_len(n, b), tanh_approx)
 
 
 def gelu_backward(
@@ -125,28 +243,17 @@ def gelu_backward(
     bint tanh_approx,          # IN: use the tanh approximation
 ):
     """out := grad * (Phi(x) + x * phi(x)), or the derivative of the tanh approximation."""
-    cdef Py_ssize_t i, n = x.shape[0]
-    cdef floating v, t, sech2, inner_grad
+    cdef Py_ssize_t b, n = x.shape[0]
     _check_same_length(n, grad.shape[0], "grad")
     _check_same_length(n, out.shape[0], "out")
+    if n == 0:
+        return
+    cdef const floating *xp = &x[0]
+    cdef const floating *gp = &grad[0]
+    cdef floating *op = &out[0]
     with nogil:
-        if tanh_approx:
-            for i in prange(n, num_threads=n_threads_for(n), schedule="static"):
-                v = x[i]
-                t = _tanh(<floating> SQRT_2_OVER_PI * (v + <floating> GELU_KAPPA * v * v * v))
-                sech2 = 1 - t * t
-                if sech2 != 0:   # (else v * v may be inf, and 0 * inf is nan)
-                    inner_grad = <floating> SQRT_2_OVER_PI * (1 + <floating> (3 * GELU_KAPPA) * v * v)
-                    out[i] = grad[i] * <floating> 0.5 * ((1 + t) + v * sech2 * inner_grad)
-                else:
-                    out[i] = grad[i] * <floating> 0.5 * (1 + t)
-        else:
-            for i in prange(n, num_threads=n_threads_for(n), schedule="static"):
-                v = x[i]
-                out[i] = grad[i] * (
-                    <floating> 0.5 * (1 + _erf(v * <floating> SQRT1_2))
-                    + v * <floating> INV_SQRT_2PI * _exp(<floating> -0.5 * v * v)
-                )
+        for b in prange(_n_blocks(n), num_threads=n_threads_for(n), schedule="static"):
+            _gelu_bwd(xp + b * BLOCK, gp + b * BLOCK, op + b * BLOCK, _block_len(n, b), tanh_approx)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,11 +264,15 @@ def silu_forward(
     floating[::1] out,         # OUT
 ):
     """out := x * sigmoid(x)"""
-    cdef Py_ssize_t i, n = x.shape[0]
+    cdef Py_ssize_t b, n = x.shape[0]
     _check_same_length(n, out.shape[0], "out")
+    if n == 0:
+        return
+    cdef const floating *xp = &x[0]
+    cdef floating *op = &out[0]
     with nogil:
-        for i in prange(n, num_threads=n_threads_for(n), schedule="static"):
-            out[i] = x[i] * _sigmoid(x[i])
+        for b in prange(_n_blocks(n), num_threads=n_threads_for(n), schedule="static"):
+            _silu_fwd(xp + b * BLOCK, op + b * BLOCK, _block_len(n, b))
 
 
 def silu_backward(
@@ -170,14 +281,17 @@ def silu_backward(
     floating[::1] out,         # OUT: gradient of the input
 ):
     """out := grad * s * (1 + x * (1 - s)), s = sigmoid(x)"""
-    cdef Py_ssize_t i, n = x.shape[0]
-    cdef floating s
+    cdef Py_ssize_t b, n = x.shape[0]
     _check_same_length(n, grad.shape[0], "grad")
     _check_same_length(n, out.shape[0], "out")
+    if n == 0:
+        return
+    cdef const floating *xp = &x[0]
+    cdef const floating *gp = &grad[0]
+    cdef floating *op = &out[0]
     with nogil:
-        for i in prange(n, num_threads=n_threads_for(n), schedule="static"):
-            s = _sigmoid(x[i])
-            out[i] = grad[i] * s * (1 + x[i] * (1 - s))
+        for b in prange(_n_blocks(n), num_threads=n_threads_for(n), schedule="static"):
+            _silu_bwd(xp + b * BLOCK, gp + b * BLOCK, op + b * BLOCK, _block_len(n, b))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,11 +302,15 @@ def mish_forward(
     floating[::1] out,         # OUT
 ):
     """out := x * tanh(softplus(x))"""
-    cdef Py_ssize_t i, n = x.shape[0]
+    cdef Py_ssize_t b, n = x.shape[0]
     _check_same_length(n, out.shape[0], "out")
+    if n == 0:
+        return
+    cdef const floating *xp = &x[0]
+    cdef floating *op = &out[0]
     with nogil:
-        for i in prange(n, num_threads=n_threads_for(n), schedule="static"):
-            out[i] = x[i] * _tanh(_log1pexp(x[i]))
+        for b in prange(_n_blocks(n), num_threads=n_threads_for(n), schedule="static"):
+            _mish_fwd(xp + b * BLOCK, op + b * BLOCK, _block_len(n, b))
 
 
 def mish_backward(
@@ -201,14 +319,17 @@ def mish_backward(
     floating[::1] out,         # OUT: gradient of the input
 ):
     """out := grad * (t + x * sigmoid(x) * (1 - t^2)), t = tanh(softplus(x))"""
-    cdef Py_ssize_t i, n = x.shape[0]
-    cdef floating t
+    cdef Py_ssize_t b, n = x.shape[0]
     _check_same_length(n, grad.shape[0], "grad")
     _check_same_length(n, out.shape[0], "out")
+    if n == 0:
+        return
+    cdef const floating *xp = &x[0]
+    cdef const floating *gp = &grad[0]
+    cdef floating *op = &out[0]
     with nogil:
-        for i in prange(n, num_threads=n_threads_for(n), schedule="static"):
-            t = _tanh(_log1pexp(x[i]))
-            out[i] = grad[i] * (t + x[i] * _sigmoid(x[i]) * (1 - t * t))
+        for b in prange(_n_blocks(n), num_threads=n_threads_for(n), schedule="static"):
+            _mish_bwd(xp + b * BLOCK, gp + b * BLOCK, op + b * BLOCK, _block_len(n, b))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,13 +342,16 @@ def softplus_forward(
     double threshold,          # IN
 ):
     """out := log(1 + exp(beta * x)) / beta, or x where beta * x > threshold"""
-    cdef Py_ssize_t i, n = x.shape[0]
-    cdef floating bx, beta_ = <floating> beta, threshold_ = <floating> threshold
+    cdef Py_ssize_t b, n = x.shape[0]
+    cdef floating beta_ = <floating> beta, threshold_ = <floating> threshold
     _check_same_length(n, out.shape[0], "out")
+    if n == 0:
+        return
+    cdef const floating *xp = &x[0]
+    cdef floating *op = &out[0]
     with nogil:
-        for i in prange(n, num_threads=n_threads_for(n), schedule="static"):
-            bx = beta_ * x[i]
-            out[i] = x[i] if bx > threshold_ else _log1pexp(bx) / beta_
+        for b in prange(_n_blocks(n), num_threads=n_threads_for(n), schedule="static"):
+            _softplus_fwd(xp + b * BLOCK, op + b * BLOCK, _block_len(n, b), beta_, threshold_)
 
 
 def softplus_backward(
@@ -238,14 +362,19 @@ def softplus_backward(
     double threshold,          # IN
 ):
     """out := grad * sigmoid(beta * x), or grad where beta * x > threshold"""
-    cdef Py_ssize_t i, n = x.shape[0]
-    cdef floating bx, beta_ = <floating> beta, threshold_ = <floating> threshold
+    cdef Py_ssize_t b, n = x.shape[0]
+    cdef floating beta_ = <floating> beta, threshold_ = <floating> threshold
     _check_same_length(n, grad.shape[0], "grad")
     _check_same_length(n, out.shape[0], "out")
+    if n == 0:
+        return
+    cdef const floating *xp = &x[0]
+    cdef const floating *gp = &grad[0]
+    cdef floating *op = &out[0]
     with nogil:
-        for i in prange(n, num_threads=n_threads_for(n), schedule="static"):
-            bx = beta_ * x[i]
-            out[i] = grad[i] if bx > threshold_ else grad[i] * _sigmoid(bx)
+        for b in prange(_n_blocks(n), num_threads=n_threads_for(n), schedule="static"):
+            _softplus_bwd(xp + b * BLOCK, gp + b * BLOCK, op + b * BLOCK, _block_len(n, b),
+                          beta_, threshold_)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,16 +388,17 @@ def elu_forward(
     double input_scale,        # IN
 ):
     """out := scale * x if x > 0 else scale * alpha * (exp(input_scale * x) - 1)"""
-    cdef Py_ssize_t i, n = x.shape[0]
+    cdef Py_ssize_t b, n = x.shape[0]
     cdef floating neg_coef = <floating> (alpha * scale), scale_ = <floating> scale
     cdef floating input_scale_ = <floating> input_scale
     _check_same_length(n, out.shape[0], "out")
+    if n == 0:
+        return
+    cdef const floating *xp = &x[0]
+    cdef floating *op = &out[0]
     with nogil:
-        for i in prange(n, num_threads=n_threads_for(n), schedule="static"):
-            if x[i] > 0:
-                out[i] = scale_ * x[i]
-            else:
-                out[i] = neg_coef * _expm1(input_scale_ * x[i])
+        for b in prange(_n_blocks(n), num_threads=n_threads_for(n), schedule="static"):
+            _elu_fwd(xp + b * BLOCK, op + b * BLOCK, _block_len(n, b), neg_coef, scale_, input_scale_)
 
 
 def elu_backward(
@@ -280,17 +410,20 @@ def elu_backward(
     double input_scale,        # IN
 ):
     """out := grad * scale if x > 0 else grad * scale * alpha * input_scale * exp(input_scale * x)"""
-    cdef Py_ssize_t i, n = x.shape[0]
+    cdef Py_ssize_t b, n = x.shape[0]
     cdef floating neg_coef = <floating> (alpha * scale * input_scale), scale_ = <floating> scale
     cdef floating input_scale_ = <floating> input_scale
     _check_same_length(n, grad.shape[0], "grad")
     _check_same_length(n, out.shape[0], "out")
+    if n == 0:
+        return
+    cdef const floating *xp = &x[0]
+    cdef const floating *gp = &grad[0]
+    cdef floating *op = &out[0]
     with nogil:
-        for i in prange(n, num_threads=n_threads_for(n), schedule="static"):
-            if x[i] > 0:
-                out[i] = grad[i] * scale_
-            else:
-                out[i] = grad[i] * neg_coef * _exp(input_scale_ * x[i])
+        for b in prange(_n_blocks(n), num_threads=n_threads_for(n), schedule="static"):
+            _elu_bwd(xp + b * BLOCK, gp + b * BLOCK, op + b * BLOCK, _block_len(n, b),
+                     neg_coef, scale_, input_scale_)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -301,11 +434,15 @@ def logsigmoid_forward(
     floating[::1] out,         # OUT
 ):
     """out := log(sigmoid(x)) = -softplus(-x)"""
-    cdef Py_ssize_t i, n = x.shape[0]
+    cdef Py_ssize_t b, n = x.shape[0]
     _check_same_length(n, out.shape[0], "out")
+    if n == 0:
+        return
+    cdef const floating *xp = &x[0]
+    cdef floating *op = &out[0]
     with nogil:
-        for i in prange(n, num_threads=n_threads_for(n), schedule="static"):
-            out[i] = -_log1pexp(-x[i])
+        for b in prange(_n_blocks(n), num_threads=n_threads_for(n), schedule="static"):
+            _logsigmoid_fwd(xp + b * BLOCK, op + b * BLOCK, _block_len(n, b))
 
 
 def logsigmoid_backward(
@@ -314,12 +451,17 @@ def logsigmoid_backward(
     floating[::1] out,         # OUT: gradient of the input
 ):
     """out := grad * sigmoid(-x)"""
-    cdef Py_ssize_t i, n = x.shape[0]
+    cdef Py_ssize_t b, n = x.shape[0]
     _check_same_length(n, grad.shape[0], "grad")
     _check_same_length(n, out.shape[0], "out")
+    if n == 0:
+        return
+    cdef const floating *xp = &x[0]
+    cdef const floating *gp = &grad[0]
+    cdef floating *op = &out[0]
     with nogil:
-        for i in prange(n, num_threads=n_threads_for(n), schedule="static"):
-            out[i] = grad[i] * _sigmoid(-x[i])
+        for b in prange(_n_blocks(n), num_threads=n_threads_for(n), schedule="static"):
+            _logsigmoid_bwd(xp + b * BLOCK, gp + b * BLOCK, op + b * BLOCK, _block_len(n, b))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -337,38 +479,55 @@ cdef int _check_same_shape(
     return 0
 
 
+cdef enum:
+    ROW_CHUNK = 256   # softmax: exponentials computed (vectorised) per chunk, then summed in order
+
+
+cdef inline void _softmax_row(const floating *x, floating *out, Py_ssize_t cols, bint log) noexcept nogil:
+    """out := softmax(x) (or log_softmax) of one row of length cols >= 1."""
+    cdef Py_ssize_t j, j0, m
+    cdef floating row_max = x[0], scale
+    cdef double total = 0
+    cdef floating buf[ROW_CHUNK]
+    for j in range(1, cols):
+        if x[j] > row_max:
+            row_max = x[j]
+    if log:
+        # exps go to buf (out may be x, whose values are still needed)
+        j0 = 0
+        while j0 < cols:
+            m = cols - j0 if cols - j0 < ROW_CHUNK else ROW_CHUNK
+            _exp_shifted(x + j0, buf, m, row_max)
+            for j in range(m):
+                total = total + buf[j]
+            j0 = j0 + m
+        scale = <floating> math_log(total)     # log-sum-exp minus row_max
+        for j in range(cols):
+            out[j] = (x[j] - row_max) - scale
+    else:
+        _exp_shifted(x, out, cols, row_max)
+        for j in range(cols):
+            total = total + out[j]
+        scale = <floating> (1 / total)
+        for j in range(cols):
+            out[j] = out[j] * scale
+
+
 def softmax_forward(
     const floating[:, ::1] x,  # IN: (rows, cols)
     floating[:, ::1] out,      # OUT: (rows, cols)
     bint log,                  # IN: compute log_softmax
 ):
     """out[r] := exp(x[r] - m) / sum(exp(x[r] - m)), m = max(x[r]); or its log if log."""
-    cdef Py_ssize_t r, j, rows = x.shape[0], cols = x.shape[1]
-    cdef floating row_max, scale
-    cdef double total
+    cdef Py_ssize_t r, rows = x.shape[0], cols = x.shape[1]
     _check_same_shape(x, out, "out")
+    if rows == 0 or cols == 0:
+        return
+    cdef const floating *xp = &x[0, 0]
+    cdef floating *op = &out[0, 0]
     with nogil:
         for r in prange(rows, num_threads=n_threads_for(rows * cols), schedule="static"):
-            if cols == 0:
-                continue
-            row_max = x[r, 0]
-            for j in range(1, cols):
-                if x[r, j] > row_max:
-                    row_max = x[r, j]
-            total = 0
-            if log:
-                for j in range(cols):
-                    total = total + _exp(x[r, j] - row_max)
-                scale = <floating> math_log(total)     # log-sum-exp minus row_max
-                for j in range(cols):
-                    out[r, j] = (x[r, j] - row_max) - scale
-            else:
-                for j in range(cols):
-                    out[r, j] = _exp(x[r, j] - row_max)
-                    total = total + out[r, j]
-                scale = <floating> (1 / total)
-                for j in range(cols):
-                    out[r, j] = out[r, j] * scale
+            _softmax_row(xp + r * cols, op + r * cols, cols, log)
 
 
 def softmax_backward(
@@ -383,6 +542,8 @@ def softmax_backward(
     cdef double total
     _check_same_shape(y, grad, "grad")
     _check_same_shape(y, out, "out")
+    if rows == 0 or cols == 0:
+        return
     with nogil:
         for r in prange(rows, num_threads=n_threads_for(rows * cols), schedule="static"):
             total = 0
@@ -390,8 +551,7 @@ def softmax_backward(
                 for j in range(cols):
                     total = total + grad[r, j]
                 s = <floating> total
-                for j in range(cols):
-                    out[r, j] = grad[r, j] - _exp(y[r, j]) * s
+                _log_softmax_bwd_row(&y[r, 0], &grad[r, 0], &out[r, 0], cols, s)
             else:
                 for j in range(cols):
                     total = total + <double> grad[r, j] * y[r, j]
