@@ -1,5 +1,5 @@
 """Adagrad (``torch.optim.Adagrad``)."""
-from .optimizer import Optimizer, _step_no_grad, _Work, _zeros_state, _scalar_tensor
+from .optimizer import Optimizer, _zeros_state, _scalar_tensor
 from .._C import optim as _K
 
 __all__ = ["Adagrad"]
@@ -60,27 +60,14 @@ class Adagrad(Optimizer):
                 state["step"] = _scalar_tensor(0.0)
                 state["sum"] = _zeros_state(p, group["initial_accumulator_value"])
 
-    @_step_no_grad
-    def step(self, closure=None):
-        """Perform one optimization step; returns the closure's loss (or ``None``).
-
-        Parameters
-        ----------
-        closure : callable, optional
-            Re-evaluates the model and returns the loss.
-        """
-        loss = self._eval_closure(closure)
-        for group in self.param_groups:
-            for p in self._params_with_grad(group):
-                w = _Work(p)
-                state = self.state[p]
-                if "step" not in state:
-                    state["step"] = _scalar_tensor(0.0)
-                    state["sum"] = _zeros_state(p, group["initial_accumulator_value"])
-                state["step"]._data += 1
-                step = float(state["step"]._data)
-                clr = group["lr"] / (1 + (step - 1) * group["lr_decay"])
-                _K.adagrad_step(w.param, w.grad, state["sum"]._data.reshape(-1), float(clr), float(group["eps"]),
-                                float(group["weight_decay"]), bool(group["maximize"]))
-                w.done()
-        return loss
+    def _update(self, p, w, group):
+        """Update one parameter (one fused kernel pass over it and its state)."""
+        state = self.state[p]
+        if "step" not in state:
+            state["step"] = _scalar_tensor(0.0)
+            state["sum"] = _zeros_state(p, group["initial_accumulator_value"])
+        state["step"]._data += 1
+        step = float(state["step"]._data)
+        clr = group["lr"] / (1 + (step - 1) * group["lr_decay"])
+        _K.adagrad_step(w.param, w.grad, state["sum"]._data.reshape(-1), float(clr), float(group["eps"]),
+                        float(group["weight_decay"]), bool(group["maximize"]))

@@ -1,7 +1,7 @@
 """The Adam family: Adam, AdamW, Adamax, NAdam (``torch.optim``)."""
 import numpy as np
 
-from .optimizer import Optimizer, _step_no_grad, _Work, _zeros_state, _scalar_tensor
+from .optimizer import Optimizer, _zeros_state, _scalar_tensor
 from .._C import optim as _K
 
 __all__ = ["Adam", "AdamW", "Adamax", "NAdam"]
@@ -82,39 +82,26 @@ class Adam(Optimizer):
             group.setdefault("decoupled_weight_decay", False)
             group.setdefault("fused", None)
 
-    @_step_no_grad
-    def step(self, closure=None):
-        """Perform one optimization step; returns the closure's loss (or ``None``).
-
-        Parameters
-        ----------
-        closure : callable, optional
-            Re-evaluates the model and returns the loss.
-        """
-        loss = self._eval_closure(closure)
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            amsgrad = group["amsgrad"]
-            for p in self._params_with_grad(group):
-                w = _Work(p)
-                state = self.state[p]
-                if len(state) == 0:
-                    state["step"] = _scalar_tensor(0.0)
-                    state["exp_avg"] = _zeros_state(p)
-                    state["exp_avg_sq"] = _zeros_state(p)
-                    if amsgrad:
-                        state["max_exp_avg_sq"] = _zeros_state(p)
-                state["step"]._data += 1
-                step = float(state["step"]._data)
-                ea = state["exp_avg"]._data.reshape(-1)
-                eas = state["exp_avg_sq"]._data.reshape(-1)
-                mx = state["max_exp_avg_sq"]._data.reshape(-1) if amsgrad else eas
-                _K.adam_step(w.param, w.grad, ea, eas, mx, float(group["lr"]), float(beta1), float(beta2),
-                             float(group["eps"]), float(group["weight_decay"]),
-                             bool(group["decoupled_weight_decay"]), bool(amsgrad), bool(group["maximize"]),
-                             1 - beta1 ** step, 1 - beta2 ** step)
-                w.done()
-        return loss
+    def _update(self, p, w, group):
+        """Update one parameter (one fused kernel pass over it and its state)."""
+        state = self.state[p]
+        beta1, beta2 = group["betas"]
+        amsgrad = group["amsgrad"]
+        if len(state) == 0:
+            state["step"] = _scalar_tensor(0.0)
+            state["exp_avg"] = _zeros_state(p)
+            state["exp_avg_sq"] = _zeros_state(p)
+            if amsgrad:
+                state["max_exp_avg_sq"] = _zeros_state(p)
+        state["step"]._data += 1
+        step = float(state["step"]._data)
+        ea = state["exp_avg"]._data.reshape(-1)
+        eas = state["exp_avg_sq"]._data.reshape(-1)
+        mx = state["max_exp_avg_sq"]._data.reshape(-1) if amsgrad else eas
+        _K.adam_step(w.param, w.grad, ea, eas, mx, float(group["lr"]), float(beta1), float(beta2),
+                     float(group["eps"]), float(group["weight_decay"]),
+                     bool(group["decoupled_weight_decay"]), bool(amsgrad), bool(group["maximize"]),
+                     1 - beta1 ** step, 1 - beta2 ** step)
 
 
 class AdamW(Adam):
@@ -198,33 +185,20 @@ class Adamax(Optimizer):
                         maximize=maximize, differentiable=differentiable, capturable=capturable)
         super().__init__(params, defaults)
 
-    @_step_no_grad
-    def step(self, closure=None):
-        """Perform one optimization step; returns the closure's loss (or ``None``).
-
-        Parameters
-        ----------
-        closure : callable, optional
-            Re-evaluates the model and returns the loss.
-        """
-        loss = self._eval_closure(closure)
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in self._params_with_grad(group):
-                w = _Work(p)
-                state = self.state[p]
-                if len(state) == 0:
-                    state["step"] = _scalar_tensor(0.0)
-                    state["exp_avg"] = _zeros_state(p)
-                    state["exp_inf"] = _zeros_state(p)
-                state["step"]._data += 1
-                step = float(state["step"]._data)
-                clr = group["lr"] / (1 - beta1 ** step)
-                _K.adamax_step(w.param, w.grad, state["exp_avg"]._data.reshape(-1),
-                               state["exp_inf"]._data.reshape(-1), float(clr), float(beta1), float(beta2),
-                               float(group["eps"]), float(group["weight_decay"]), bool(group["maximize"]))
-                w.done()
-        return loss
+    def _update(self, p, w, group):
+        """Update one parameter (one fused kernel pass over it and its state)."""
+        state = self.state[p]
+        beta1, beta2 = group["betas"]
+        if len(state) == 0:
+            state["step"] = _scalar_tensor(0.0)
+            state["exp_avg"] = _zeros_state(p)
+            state["exp_inf"] = _zeros_state(p)
+        state["step"]._data += 1
+        step = float(state["step"]._data)
+        clr = group["lr"] / (1 - beta1 ** step)
+        _K.adamax_step(w.param, w.grad, state["exp_avg"]._data.reshape(-1),
+                       state["exp_inf"]._data.reshape(-1), float(clr), float(beta1), float(beta2),
+                       float(group["eps"]), float(group["weight_decay"]), bool(group["maximize"]))
 
 
 class NAdam(Optimizer):
@@ -275,40 +249,27 @@ class NAdam(Optimizer):
                         maximize=maximize, foreach=foreach, capturable=capturable, differentiable=differentiable)
         super().__init__(params, defaults)
 
-    @_step_no_grad
-    def step(self, closure=None):
-        """Perform one optimization step; returns the closure's loss (or ``None``).
-
-        Parameters
-        ----------
-        closure : callable, optional
-            Re-evaluates the model and returns the loss.
-        """
-        loss = self._eval_closure(closure)
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            lr, md, wd = group["lr"], group["momentum_decay"], group["weight_decay"]
-            for p in self._params_with_grad(group):
-                w = _Work(p)
-                state = self.state[p]
-                if len(state) == 0:
-                    state["step"] = _scalar_tensor(0.0)
-                    state["mu_product"] = _scalar_tensor(1.0)
-                    state["exp_avg"] = _zeros_state(p)
-                    state["exp_avg_sq"] = _zeros_state(p)
-                state["step"]._data += 1
-                step = float(state["step"]._data)
-                mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * md)))
-                mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * md)))
-                mp = state["mu_product"]._data
-                mp[...] = mp * mp.dtype.type(mu)  # in the counter's precision, as torch does
-                mu_product = float(mp)
-                mu_product_next = mu_product * mu_next
-                _K.nadam_step(w.param, w.grad, state["exp_avg"]._data.reshape(-1),
-                              state["exp_avg_sq"]._data.reshape(-1), float(beta1), float(beta2),
-                              float(group["eps"]), float(wd), bool(group["decoupled_weight_decay"]),
-                              float(1 - lr * wd), bool(group["maximize"]), 1 - beta2 ** step,
-                              float(-lr * (1.0 - mu) / (1.0 - mu_product)),
-                              float((-lr * mu_next) / (1.0 - mu_product_next)))
-                w.done()
-        return loss
+    def _update(self, p, w, group):
+        """Update one parameter (one fused kernel pass over it and its state)."""
+        state = self.state[p]
+        beta1, beta2 = group["betas"]
+        lr, md, wd = group["lr"], group["momentum_decay"], group["weight_decay"]
+        if len(state) == 0:
+            state["step"] = _scalar_tensor(0.0)
+            state["mu_product"] = _scalar_tensor(1.0)
+            state["exp_avg"] = _zeros_state(p)
+            state["exp_avg_sq"] = _zeros_state(p)
+        state["step"]._data += 1
+        step = float(state["step"]._data)
+        mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * md)))
+        mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * md)))
+        mp = state["mu_product"]._data
+        mp[...] = mp * mp.dtype.type(mu)  # in the counter's precision, as torch does
+        mu_product = float(mp)
+        mu_product_next = mu_product * mu_next
+        _K.nadam_step(w.param, w.grad, state["exp_avg"]._data.reshape(-1),
+                      state["exp_avg_sq"]._data.reshape(-1), float(beta1), float(beta2),
+                      float(group["eps"]), float(wd), bool(group["decoupled_weight_decay"]),
+                      float(1 - lr * wd), bool(group["maximize"]), 1 - beta2 ** step,
+                      float(-lr * (1.0 - mu) / (1.0 - mu_product)),
+                      float((-lr * mu_next) / (1.0 - mu_product_next)))

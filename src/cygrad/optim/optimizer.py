@@ -244,8 +244,9 @@ class Optimizer:
                     g._data[...] = 0
                     g._bump()
 
+    @_step_no_grad
     def step(self, closure=None):
-        """Perform one optimization step (implemented by each optimizer).
+        """Perform one optimization step: ``_update`` on every parameter that has a gradient.
 
         Parameters
         ----------
@@ -256,6 +257,16 @@ class Optimizer:
         -------
         The closure's loss, or ``None``.
         """
+        loss = self._eval_closure(closure)
+        for group in self.param_groups:
+            for p in self._params_with_grad(group):
+                w = _Work(p)
+                self._update(p, w, group)
+                w.done()
+        return loss
+
+    def _update(self, p, w, group):
+        """Update parameter ``p`` (``w`` holds its flat param/grad arrays) from ``group``'s options."""
         raise NotImplementedError
 
     def _eval_closure(self, closure):

@@ -1,5 +1,5 @@
 """RMSprop (``torch.optim.RMSprop``)."""
-from .optimizer import Optimizer, _step_no_grad, _Work, _zeros_state, _scalar_tensor
+from .optimizer import Optimizer, _zeros_state, _scalar_tensor
 from .._C import optim as _K
 
 __all__ = ["RMSprop"]
@@ -58,33 +58,20 @@ class RMSprop(Optimizer):
                         differentiable=differentiable)
         super().__init__(params, defaults)
 
-    @_step_no_grad
-    def step(self, closure=None):
-        """Perform one optimization step; returns the closure's loss (or ``None``).
-
-        Parameters
-        ----------
-        closure : callable, optional
-            Re-evaluates the model and returns the loss.
-        """
-        loss = self._eval_closure(closure)
-        for group in self.param_groups:
-            for p in self._params_with_grad(group):
-                w = _Work(p)
-                state = self.state[p]
-                if len(state) == 0:
-                    state["step"] = _scalar_tensor(0.0)
-                    state["square_avg"] = _zeros_state(p)
-                    if group["momentum"] > 0:
-                        state["momentum_buffer"] = _zeros_state(p)
-                    if group["centered"]:
-                        state["grad_avg"] = _zeros_state(p)
-                state["step"]._data += 1
-                sq = state["square_avg"]._data.reshape(-1)
-                ga = state["grad_avg"]._data.reshape(-1) if group["centered"] else sq
-                mb = state["momentum_buffer"]._data.reshape(-1) if group["momentum"] > 0 else sq
-                _K.rmsprop_step(w.param, w.grad, sq, ga, mb, float(group["lr"]), float(group["alpha"]),
-                                float(group["eps"]), float(group["weight_decay"]), float(group["momentum"]),
-                                bool(group["centered"]), bool(group["maximize"]))
-                w.done()
-        return loss
+    def _update(self, p, w, group):
+        """Update one parameter (one fused kernel pass over it and its state)."""
+        state = self.state[p]
+        if len(state) == 0:
+            state["step"] = _scalar_tensor(0.0)
+            state["square_avg"] = _zeros_state(p)
+            if group["momentum"] > 0:
+                state["momentum_buffer"] = _zeros_state(p)
+            if group["centered"]:
+                state["grad_avg"] = _zeros_state(p)
+        state["step"]._data += 1
+        sq = state["square_avg"]._data.reshape(-1)
+        ga = state["grad_avg"]._data.reshape(-1) if group["centered"] else sq
+        mb = state["momentum_buffer"]._data.reshape(-1) if group["momentum"] > 0 else sq
+        _K.rmsprop_step(w.param, w.grad, sq, ga, mb, float(group["lr"]), float(group["alpha"]),
+                        float(group["eps"]), float(group["weight_decay"]), float(group["momentum"]),
+                        bool(group["centered"]), bool(group["maximize"]))

@@ -1,5 +1,5 @@
 """Stochastic gradient descent (``torch.optim.SGD``)."""
-from .optimizer import Optimizer, _step_no_grad, _Work, _zeros_state
+from .optimizer import Optimizer, _zeros_state
 from .._C import optim as _K
 
 __all__ = ["SGD"]
@@ -68,32 +68,19 @@ class SGD(Optimizer):
             group.setdefault("differentiable", False)
             group.setdefault("fused", False)
 
-    @_step_no_grad
-    def step(self, closure=None):
-        """Perform one optimization step; returns the closure's loss (or ``None``).
-
-        Parameters
-        ----------
-        closure : callable, optional
-            Re-evaluates the model and returns the loss.
-        """
-        loss = self._eval_closure(closure)
-        for group in self.param_groups:
-            momentum = group["momentum"]
-            for p in self._params_with_grad(group):
-                w = _Work(p)
-                if momentum != 0:
-                    state = self.state[p]
-                    buf = state.get("momentum_buffer")
-                    init = buf is None
-                    if init:
-                        buf = _zeros_state(p)
-                        state["momentum_buffer"] = buf
-                    bufarr = buf._data.reshape(-1)
-                else:
-                    init, bufarr = False, w.param
-                _K.sgd_step(w.param, w.grad, bufarr, float(group["lr"]), float(momentum),
-                            float(group["dampening"]), float(group["weight_decay"]), bool(group["nesterov"]),
-                            bool(group["maximize"]), init)
-                w.done()
-        return loss
+    def _update(self, p, w, group):
+        """Update one parameter (one fused kernel pass over it and its state)."""
+        momentum = group["momentum"]
+        if momentum != 0:
+            state = self.state[p]
+            buf = state.get("momentum_buffer")
+            init = buf is None
+            if init:
+                buf = _zeros_state(p)
+                state["momentum_buffer"] = buf
+            bufarr = buf._data.reshape(-1)
+        else:
+            init, bufarr = False, w.param
+        _K.sgd_step(w.param, w.grad, bufarr, float(group["lr"]), float(momentum),
+                    float(group["dampening"]), float(group["weight_decay"]), bool(group["nesterov"]),
+                    bool(group["maximize"]), init)
