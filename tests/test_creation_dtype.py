@@ -355,3 +355,11 @@ def test_repr_large_summarised(torch):
     c, t = cygrad.arange(2000.0), torch.arange(2000.0)
     assert repr(c) == repr(t)
     assert "..." in repr(c)
+
+
+def test_cuda_stub_reports_no_device():
+    assert cygrad.cuda.is_available() is False and cygrad.cuda.device_count() == 0
+    device = "cuda" if cygrad.cuda.is_available() else "cpu"
+    assert cygrad.zeros(2, device=device).device.type == "cpu"
+    with pytest.raises(RuntimeError, match="CPU only"):
+        cygrad.zeros(2, device="cuda")

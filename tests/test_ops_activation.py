@@ -197,3 +197,12 @@ def test_threads_identical(restore_threads, name, dtype):
     (y1, g1), (y2, g2) = res
     assert_close(y1, y2, rtol=1e-6 if dtype == np.float32 else 1e-14, atol=0)
     assert_close(g1, g2, rtol=1e-6 if dtype == np.float32 else 1e-14, atol=1e-7 if dtype == np.float32 else 1e-15)
+
+
+def test_relu_kernel_special_values(torch):
+    """The relu kernels keep nan (forward) and pass a nan output's gradient (torch's
+    threshold_backward), and zero the gradient at 0."""
+    for dt in FLOAT_DTYPES:
+        x = np.array([np.nan, -1.0, 0.0, 2.0, -np.inf, np.inf] * 700, dtype=dt)  # > one kernel block
+        g = np.arange(x.size, dtype=dt)
+        compare(torch, lambda T, a, b: T.nn.functional.relu(a) * b, [x, g])

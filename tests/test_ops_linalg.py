@@ -64,6 +64,9 @@ LIN = {
     "linear_nobias": (lambda T, a, b, c: T.nn.functional.linear(a, b), [(2, 3), (4, 3), (4,)]),
     "linear_3d": (lambda T, a, b, c: T.nn.functional.linear(a, b, c), [(2, 2, 3), (4, 3), (4,)]),
     "linear_1d": (lambda T, a, b, c: T.nn.functional.linear(a, b, c), [(3,), (4, 3), (4,)]),
+    "linear_noncontig": (lambda T, a, b, c: T.nn.functional.linear(a.mT, b.mT, c[::2]),
+                         [(3, 5), (3, 4), (8,)]),
+    "linear_4d_rows": (lambda T, a, b, c: T.nn.functional.linear(a[:, ::2], b, c), [(2, 6, 3, 5), (4, 5), (4,)]),
     "method_mm": (lambda T, a, b, c: a.mm(b) + a.matmul(b), [(2, 3), (3, 4), (4,)]),
 }
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 # Modules of this package that register workloads, in report order.
-MODULES = ["core"]
+MODULES = ["core", "training"]
 
 
 @dataclass(frozen=True)

@@ -404,6 +404,19 @@ CG_CLONES static void cg_gelu_tanh_bwd_##S(const T *x, const T *grad, T *out, pt
     }                                                                                           \
 }                                                                                               \
                                                                                                 \
+/* relu: x < 0 -> 0, else x (nan passes); backward: y <= 0 -> 0, else grad (as torch) */      \
+CG_CLONES static void cg_relu_fwd_##S(const T *x, T *out, ptrdiff_t n)                          \
+{                                                                                               \
+    CG_IVDEP for (ptrdiff_t i = 0; i < n; i++)                                                  \
+        out[i] = x[i] < 0 ? (T)0 : x[i];                                                        \
+}                                                                                               \
+                                                                                                \
+CG_CLONES static void cg_relu_bwd_##S(const T *y, const T *grad, T *out, ptrdiff_t n)           \
+{                                                                                               \
+    CG_IVDEP for (ptrdiff_t i = 0; i < n; i++)                                                  \
+        out[i] = y[i] <= 0 ? (T)0 : grad[i];                                                    \
+}                                                                                               \
+                                                                                                \
 CG_CLONES static void cg_silu_fwd_##S(const T *x, T *out, ptrdiff_t n)                          \
 {                                                                                               \
     CG_IVDEP for (ptrdiff_t i = 0; i < n; i++)                                                  \

@@ -22,6 +22,12 @@ def silu_forward(x: _Array, out: _Array) -> None:
 def silu_backward(x: _Array, grad: _Array, out: _Array) -> None:
     """out := grad * s * (1 + x * (1 - s)), s = sigmoid(x)"""
 
+def relu_forward(x: _Array, out: _Array) -> None:
+    """out := 0 where x < 0, else x"""
+
+def relu_backward(y: _Array, grad: _Array, out: _Array) -> None:
+    """out := 0 where y <= 0, else grad"""
+
 def mish_forward(x: _Array, out: _Array) -> None:
     """out := x * tanh(softplus(x))"""
 

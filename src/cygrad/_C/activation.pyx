@@ -36,6 +36,10 @@ cdef extern from "_vmath.h" nogil:
     void cg_gelu_tanh_fwd_d(const double *x, double *out, Py_ssize_t n)
     void cg_gelu_tanh_bwd_f(const float *x, const float *grad, float *out, Py_ssize_t n)
     void cg_gelu_tanh_bwd_d(const double *x, const double *grad, double *out, Py_ssize_t n)
+    void cg_relu_fwd_f(const float *x, float *out, Py_ssize_t n)
+    void cg_relu_fwd_d(const double *x, double *out, Py_ssize_t n)
+    void cg_relu_bwd_f(const float *y, const float *grad, float *out, Py_ssize_t n)
+    void cg_relu_bwd_d(const double *y, const double *grad, double *out, Py_ssize_t n)
     void cg_silu_fwd_f(const float *x, float *out, Py_ssize_t n)
     void cg_silu_fwd_d(const double *x, double *out, Py_ssize_t n)
     void cg_silu_bwd_f(const float *x, const float *grad, float *out, Py_ssize_t n)
@@ -122,6 +126,20 @@ cdef inline void _gelu_bwd(const floating *x, const floating *grad, floating *ou
             cg_gelu_tanh_bwd_d(x, grad, out, m)
         else:
             cg_gelu_bwd_d(x, grad, out, m)
+
+
+cdef inline void _relu_fwd(const floating *x, floating *out, Py_ssize_t m) noexcept nogil:
+    if floating is float:
+        cg_relu_fwd_f(x, out, m)
+    else:
+        cg_relu_fwd_d(x, out, m)
+
+
+cdef inline void _relu_bwd(const floating *y, const floating *grad, floating *out, Py_ssize_t m) noexcept nogil:
+    if floating is float:
+        cg_relu_bwd_f(y, grad, out, m)
+    else:
+        cg_relu_bwd_d(y, grad, out, m)
 
 
 cdef inline void _silu_fwd(const floating *x, floating *out, Py_ssize_t m) noexcept nogil:
@@ -292,6 +310,44 @@ def silu_backward(
     with nogil:
         for b in prange(_n_blocks(n), num_threads=n_threads_for(n), schedule="static"):
             _silu_bwd(xp + b * BLOCK, gp + b * BLOCK, op + b * BLOCK, _block_len(n, b))
+
+
+# ---------------------------------------------------------------------------------------------
+# ReLU
+
+def relu_forward(
+    const floating[::1] x,     # IN
+    floating[::1] out,         # OUT
+):
+    """out := 0 where x < 0, else x (nan stays nan)"""
+    cdef Py_ssize_t b, n = x.shape[0]
+    _check_same_length(n, out.shape[0], "out")
+    if n == 0:
+        return
+    cdef const floating *xp = &x[0]
+    cdef floating *op = &out[0]
+    with nogil:
+        for b in prange(_n_blocks(n), num_threads=n_threads_for(n), schedule="static"):
+            _relu_fwd(xp + b * BLOCK, op + b * BLOCK, _block_len(n, b))
+
+
+def relu_backward(
+    const floating[::1] y,     # IN: forward output
+    const floating[::1] grad,  # IN: gradient of the output
+    floating[::1] out,         # OUT: gradient of the input
+):
+    """out := 0 where y <= 0, else grad (a nan output passes its gradient, as in torch)"""
+    cdef Py_ssize_t b, n = y.shape[0]
+    _check_same_length(n, grad.shape[0], "grad")
+    _check_same_length(n, out.shape[0], "out")
+    if n == 0:
+        return
+    cdef const floating *yp = &y[0]
+    cdef const floating *gp = &grad[0]
+    cdef floating *op = &out[0]
+    with nogil:
+        for b in prange(_n_blocks(n), num_threads=n_threads_for(n), schedule="static"):
+            _relu_bwd(yp + b * BLOCK, gp + b * BLOCK, op + b * BLOCK, _block_len(n, b))
 
 
 # ---------------------------------------------------------------------------------------------

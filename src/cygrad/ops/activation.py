@@ -249,14 +249,27 @@ class Relu(Function):
 
     @staticmethod
     def forward(ctx, x):
-        y = np.maximum(x._data, 0)
+        xd = x._data
+        if xd.dtype.char in "fd":
+            xd = np.ascontiguousarray(xd)
+            y = np.empty_like(xd)
+            K.relu_forward(xd.reshape(-1), y.reshape(-1))
+        else:
+            y = np.maximum(xd, 0)
         ctx.save_for_backward(y)
         return y
 
     @staticmethod
     def backward(ctx, g):
         y, = ctx.saved_tensors
-        return where(y > 0, g, 0.0)
+        yd = y._data
+        if state.enabled or yd.dtype.char not in "fd":  # differentiable path (create_graph=True)
+            return where(y > 0, g, 0.0)
+        yd = np.ascontiguousarray(yd)
+        gd = np.ascontiguousarray(g._data, dtype=yd.dtype)
+        out = np.empty_like(yd)
+        K.relu_backward(yd.reshape(-1), gd.reshape(-1), out.reshape(-1))
+        return Tensor._make(out)
 
 
 def relu(input, inplace=False):

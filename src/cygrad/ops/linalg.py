@@ -7,6 +7,7 @@ from .._tensor import Tensor
 from ..autograd.function import Function
 from .._C import linalg as _K
 from .elementwise import _out
+from ..autograd.grad_mode import state
 
 
 def _as3d(x, batch):
@@ -268,10 +269,75 @@ def linear(input, weight, bias=None):
         sa = input._data.shape
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({int(np.prod(sa[:-1]))}x{sa[-1] if sa else 1} "
                            f"and {weight._data.shape[-1]}x{weight._data.shape[0]})")
+    if _linear_fusable(input, weight, bias):
+        return Linear.apply(input, weight, bias)
     out = matmul(input, weight.mT if weight._data.ndim == 2 else weight)
     if bias is not None:
         out = out + bias
     return out
+
+
+def _linear_fusable(x, w, b):
+    """Whether ``F.linear`` can run the fused kernel: float32/float64 throughout, a 2-D weight,
+    a matching 1-D bias (or none) and at least one input row."""
+    xd, wd = x._data, w._data
+    dt = xd.dtype
+    return (dt.char in "fd" and wd.dtype == dt and wd.ndim == 2 and xd.ndim >= 1 and xd.size > 0
+            and wd.size > 0 and (b is None or (isinstance(b, Tensor) and b._data.dtype == dt
+                                               and b._data.shape == wd.shape[:1])))
+
+
+def _rows(a, k):
+    """``a`` as a BLAS-compatible 2-D (rows, k) array (a view when possible)."""
+    a2 = a.reshape(-1, k)
+    if not _K.blas_compatible(a2[None]):
+        a2 = np.ascontiguousarray(a2)
+    return a2
+
+
+class Linear(Function):
+    """``y = x @ W.T + b``: one gemm forward (the bias preloaded as ``beta * C``); backward
+    ``dx = g @ W``, ``dW = g.T @ x`` (in ``W``'s row-major layout) and ``db = g.sum(rows)``."""
+
+    _builtin = True
+    _node_name_override = "AddmmBackward0"
+
+    @staticmethod
+    def forward(ctx, x, w, b):
+        xd, wd = x._data, w._data
+        n_out, n_in = wd.shape
+        x2 = _rows(xd, n_in)
+        out = np.empty((x2.shape[0], n_out), xd.dtype)
+        if b is not None:
+            out[...] = b._data
+        _K.gemm_batched(x2[None], _rows(wd, n_in)[None], out[None], False, True, 1.0,
+                        0.0 if b is None else 1.0)
+        ctx.save_for_backward(x, w)
+        return out.reshape(xd.shape[:-1] + (n_out,))
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        need_x, need_w = ctx.needs_input_grad[:2]
+        need_b = ctx.needs_input_grad[2]
+        n_out, n_in = w._data.shape
+        if state.enabled:  # differentiable path (create_graph=True)
+            g2, x2 = g.reshape(-1, n_out), x.reshape(-1, n_in)
+            return (g.matmul(w) if need_x else None, g2.mT.matmul(x2) if need_w else None,
+                    g2.sum(0) if need_b else None)
+        g2 = _rows(g._data, n_out)
+        gx = gw = gb = None
+        if need_x:
+            gxd = np.empty((g2.shape[0], n_in), g2.dtype)
+            _K.gemm_batched(g2[None], _rows(w._data, n_in)[None], gxd[None], False, False)
+            gx = Tensor._make(gxd.reshape(x._data.shape))
+        if need_w:
+            gwd = np.empty((n_out, n_in), g2.dtype)
+            _K.gemm_batched(g2[None], _rows(x._data, n_in)[None], gwd[None], True, False)
+            gw = Tensor._make(gwd)
+        if need_b:
+            gb = Tensor._make(g2.sum(0))
+        return gx, gw, gb
 
 
 # ---- einsum ----------------------------------------------------------------------------------------------------
