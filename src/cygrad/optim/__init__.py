@@ -7,6 +7,7 @@ from .rmsprop import RMSprop
 from .adagrad import Adagrad
 from . import lr_scheduler
 from .accumulate import GradAccumulator
+from .surgery import PCGrad, CAGrad, GradNorm
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Adamax", "NAdam", "RMSprop", "Adagrad", "lr_scheduler",
-           "GradAccumulator"]
+           "GradAccumulator", "surgery", "PCGrad", "CAGrad", "GradNorm"]
