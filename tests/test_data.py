@@ -390,3 +390,26 @@ def test_loader_with_checkpointed_training_step():
             opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.1 * losses[0]
+
+
+def test_tensor_dataset_batches_gather_like_per_sample_collate():
+    """The DataLoader's one-gather path for TensorDataset (also inside Subsets) gives exactly
+    what collating the samples one by one gives."""
+    from cygrad.utils.data import DataLoader, Subset, TensorDataset, default_collate, random_split
+    x = cygrad.randn(23, 3, 2)
+    y = cygrad.arange(23)
+    ds = TensorDataset(x, y)
+    sub, _ = random_split(ds, [15, 8], generator=cygrad.Generator().manual_seed(3))
+    nested = Subset(sub, [14, 0, 7, 7, 3])
+    for d in (ds, sub, nested):
+        loader = DataLoader(d, batch_size=4, shuffle=True, generator=cygrad.Generator().manual_seed(5))
+        order = [list(b) for b in loader.batch_sampler]
+        loader = DataLoader(d, batch_size=4, shuffle=True, generator=cygrad.Generator().manual_seed(5))
+        batches = list(loader)
+        assert len(batches) == len(order)
+        for got, idx in zip(batches, order):
+            want = default_collate([d[i] for i in idx])
+            assert isinstance(got, list) and len(got) == 2
+            for g, w in zip(got, want):
+                assert g.dtype == w.dtype and g.shape == w.shape
+                assert cygrad.equal(g, w)

@@ -337,7 +337,7 @@ class Sampler:
 
 
 class SequentialSampler(Sampler):
-    """Indices ``0 .. len(data_source) - 1`` in order.
+    """Indices from 0 to ``len(data_source) - 1``, in order.
 
     Examples
     --------
@@ -730,6 +730,23 @@ class _InfiniteConstantSampler(Sampler):
             yield None
 
 
+def _tensor_dataset_batch(ds, index):
+    """``default_collate([ds[i] for i in index])`` in one gather per tensor when ``ds`` is a
+    :class:`TensorDataset`, possibly inside plain :class:`Subset` s; None otherwise."""
+    while type(ds) is Subset:
+        indices = ds.indices
+        index = [indices[i] for i in index]
+        ds = ds.dataset
+    if type(ds) is not TensorDataset or not index:
+        return None
+    try:
+        idx = np.asarray([int(i) for i in index], dtype=np.int64)
+    except (TypeError, ValueError):
+        return None
+    idx = Tensor._make(idx)
+    return [t[idx] for t in ds.tensors]
+
+
 class _LoaderIter:
     """Iterator over one epoch of a DataLoader (in-process)."""
 
@@ -760,6 +777,10 @@ class _LoaderIter:
             else:
                 data = next(self._data_iter)
         elif self._auto:
+            if self._collate is default_collate:
+                rows = _tensor_dataset_batch(ds, index)
+                if rows is not None:
+                    return rows
             getitems = getattr(ds, "__getitems__", None)
             data = getitems(index) if callable(getitems) else [ds[i] for i in index]
         else:
