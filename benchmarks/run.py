@@ -58,7 +58,14 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+# Pause before each timed step: OpenMP runtimes keep their worker threads spinning for a while
+# after a parallel region (libgomp: up to GOMP_SPINCOUNT spins), and threads still spinning for
+# one library would steal the cores of the other's next step. Both sides get the same pause.
+PAUSE = 0.02
+
+
 def _time_once(fn):
+    time.sleep(PAUSE)
     gc.collect()
     gc.disable()
     try:
@@ -170,15 +177,17 @@ def main(argv=None):
             return 2
         names = wanted
 
-    try:
-        cand = importlib.import_module(args.candidate)
-    except ImportError as exc:
-        print(f"cannot import {args.candidate!r}: {exc}\n(install it first: pip install .)", file=sys.stderr)
-        return 2
+    # The baseline is imported first, so that its runtime starts with its own defaults: cygrad
+    # sets GOMP_SPINCOUNT at import when unset, which would otherwise reach torch's libgomp too.
     try:
         base = importlib.import_module(args.baseline)
     except ImportError as exc:
         print(f"cannot import {args.baseline!r}: {exc}\n(pip install torch==2.13.0)", file=sys.stderr)
+        return 2
+    try:
+        cand = importlib.import_module(args.candidate)
+    except ImportError as exc:
+        print(f"cannot import {args.candidate!r}: {exc}\n(install it first: pip install .)", file=sys.stderr)
         return 2
 
     cand.set_num_threads(args.threads)

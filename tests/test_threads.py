@@ -110,3 +110,28 @@ def test_show_config_in_subprocess_with_omp_env():
     out = _run("import cygrad; cygrad.show_config()", OMP_NUM_THREADS="1")
     assert "OMP_NUM_THREADS=1" in out
     assert re.search(r"^\s*threads\s+1\b", out, re.M)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_panels_agree_across_thread_counts(dtype, restore_threads):
+    """Large products are split into one panel per thread (rows or columns of C, transposed
+    operands included): every split gives numpy's product, and the splits agree to rounding."""
+    from cygrad._C import linalg as K
+    rng = np.random.default_rng(3)
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    for m, n, k in [(300, 200, 150), (40, 700, 90), (517, 33, 260), (129, 129, 1)]:
+        for ta in (False, True):
+            for tb in (False, True):
+                a = rng.standard_normal((1, k, m) if ta else (1, m, k)).astype(dtype)
+                b = rng.standard_normal((1, n, k) if tb else (1, k, n)).astype(dtype)
+                ref = (a.swapaxes(1, 2) if ta else a) @ (b.swapaxes(1, 2) if tb else b)
+                outs = []
+                for t in (1, 2, 3):
+                    cygrad.set_num_threads(t)
+                    out = np.full((1, m, n), np.nan, dtype)
+                    K.gemm_batched(a, b, out, ta, tb)
+                    outs.append(out)
+                for out in outs:
+                    np.testing.assert_allclose(out, ref, **tol)
+                np.testing.assert_allclose(outs[1], outs[0], **tol)
+                np.testing.assert_allclose(outs[2], outs[0], **tol)

@@ -4,16 +4,6 @@
 """
 __version__ = "0.1.0"
 
-import os as _os
-
-# OpenMP worker threads spin-wait after each parallel region (libgomp's default: ~300k spins).
-# On a machine with as many threads as cores, those spinning threads steal the cores from the
-# BLAS (pthreads) threads of the next gemm, which then runs up to twice as slow. A short spin
-# keeps back-to-back kernels cheap without starving BLAS. libgomp reads this when it loads (on
-# the first kernel import below); a user's own OMP_WAIT_POLICY / GOMP_SPINCOUNT wins.
-if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
-    _os.environ["GOMP_SPINCOUNT"] = "10000"
-
 from ._dtype import (dtype, bool, uint8, int8, int16, int32, int64, float16, float32, float64, half, float,
                      double, short, int, long, get_default_dtype, set_default_dtype, promote_types,
                      result_type as _result_type, can_cast)

@@ -8,6 +8,7 @@ from ._C import _parallel
 __all__ = ["set_num_threads", "get_num_threads", "show_config"]
 
 _blas_controller = None
+_kernel_blas = None
 
 
 def _blas():
@@ -19,8 +20,36 @@ def _blas():
     return _blas_controller
 
 
+def _is_ilp64(lib):
+    """Whether a threadpoolctl BLAS controller drives a 64-bit-integer (ILP64) build, such as
+    the one numpy ships; scipy's cython_blas, which cygrad's kernels call, is LP64."""
+    dynlib = getattr(lib, "dynlib", None)
+    return dynlib is not None and any(hasattr(dynlib, f"{p}openblas_get_num_threads{s}")
+                                      for p in ("", "scipy_") for s in ("64_", "_64"))
+
+
+def _limit_kernel_blas():
+    """Keep the BLAS behind scipy.linalg.cython_blas at one thread.
+
+    cygrad's gemm kernels split each product over their own OpenMP threads and call BLAS
+    single-threaded inside them (``_C/linalg.pyx``), so only one thread pool ever runs. A
+    pthreads BLAS pool next to the OpenMP pool would compete with it for the cores: OpenMP
+    workers spin after each parallel region, and a gemm right after any OpenMP kernel could
+    run several times slower. numpy's own ILP64 BLAS, which cygrad does not use, is left alone.
+    """
+    global _kernel_blas
+    if _kernel_blas is None:
+        ctl = _blas()
+        libs = [lib for lib in ctl.lib_controllers if lib.user_api == "blas" and not _is_ilp64(lib)]
+        _kernel_blas = ctl.select(filepath=[lib.filepath for lib in libs]) if libs else ctl
+    _kernel_blas.limit(limits=1, user_api="blas")
+
+
 def set_num_threads(n):
-    """Set the threads used by cygrad's OpenMP kernels and by BLAS.
+    """Set the number of threads of cygrad's kernels.
+
+    All of cygrad's parallelism is OpenMP threads: matrix products are split into panels over
+    them, each panel a single-threaded BLAS call, so BLAS never starts threads of its own.
 
     Examples
     --------
@@ -32,7 +61,7 @@ def set_num_threads(n):
         raise TypeError(f"set_num_threads expects an int, got {type(n).__name__}")
     n = operator.index(n)
     _parallel.set_num_threads(n)
-    _blas().limit(limits=n, user_api="blas")
+    _limit_kernel_blas()
 
 
 def get_num_threads():
@@ -72,3 +101,6 @@ def show_config():
     except Exception as e:  # pragma: no cover - informational only
         lines.append(f"  BLAS        unknown ({e})")
     print("\n".join(lines))
+
+
+_limit_kernel_blas()

@@ -4,9 +4,8 @@
 # row-major product C = op(A).op(B) is computed as the column-major product C^T = op(B)^T.op(A)^T:
 # swap the operands (and m with n) and keep each operand's transpose flag.
 #
-# Never call gemm inside a prange unless the caller has limited BLAS to one thread
-# (threadpoolctl.threadpool_limits(1, "blas")): nesting threaded BLAS in OpenMP threads
-# oversubscribes the cores.
+# cygrad keeps this BLAS at one thread (cygrad._config._limit_kernel_blas) and parallelises
+# around it with OpenMP (linalg.pyx), so gemm may be called inside a prange.
 
 from cython cimport floating
 from scipy.linalg.cython_blas cimport sgemm, dgemm

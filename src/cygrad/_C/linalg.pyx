@@ -17,11 +17,13 @@ Layout accepted without copies
 Anything else raises ValueError: the caller makes such an operand contiguous first
 (``blas_compatible(x)`` says whether that is needed).
 
-``gemm_batched`` loops over the batch and lets BLAS use its threads inside each product: use it
-for large matrices. ``gemm_batched_parallel`` spreads the batch over OpenMP threads instead: use
-it for many small matrices, and ONLY while BLAS is limited to one thread (threadpoolctl:
-``threadpool_limits(1, "blas")`` costs ~1 ms per use; ``ThreadpoolController().limit(limits=1,
-user_api="blas")`` on a controller created once costs ~30 us).
+BLAS itself always runs single-threaded (``cygrad._config`` limits scipy's BLAS to one thread
+when the package loads): all threads are cygrad's OpenMP threads. With a pthreads BLAS next to
+an OpenMP runtime, the two pools would otherwise compete for the cores (OpenMP workers spin
+after each parallel region) and a gemm following any OpenMP kernel could run several times
+slower. ``gemm_batched`` loops over the batch and splits each large product into panels over
+the OpenMP threads (``_gemm_split``): use it for large matrices. ``gemm_batched_parallel``
+spreads the batch over the threads instead: use it for many small matrices.
 """
 
 from cython cimport floating
@@ -182,8 +184,49 @@ cdef int _gemm_batched(
                 gemm(trans_a, trans_b, <int> m, <int> n, <int> k, alpha_, &a[i, 0, 0], lda,
                      &b[i, 0, 0], ldb, beta_, &out[i, 0, 0], ldc)
     else:
-        with nogil:
-            for i in range(batch):
-                gemm(trans_a, trans_b, <int> m, <int> n, <int> k, alpha_, &a[i, 0, 0], lda,
-                     &b[i, 0, 0], ldb, beta_, &out[i, 0, 0], ldc)
+        for i in range(batch):
+            _gemm_split(trans_a, trans_b, m, n, k, alpha_, &a[i, 0, 0], lda, &b[i, 0, 0], ldb,
+                        beta_, &out[i, 0, 0], ldc)
     return 0
+
+
+cdef enum:
+    MIN_PANEL = 16       # rows or columns per panel, at least
+    PANEL_ALIGN = 16
+
+
+cdef void _gemm_split(
+    bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, floating alpha,
+    const floating *a, int lda, const floating *b, int ldb, floating beta, floating *c, int ldc,
+) noexcept:
+    """One product C := alpha * op(A).op(B) + beta * C over OpenMP threads.
+
+    BLAS runs single-threaded (the package keeps scipy's BLAS at one thread): C is cut into
+    one panel per thread along its longer side, each panel one BLAS call (aligned to 16 rows
+    or columns). Every element of C is still a dot product over k in BLAS's k-blocking order,
+    but the micro-kernel that computes it can change with the panel edges, so results for
+    different thread counts agree to rounding, not bitwise (tests/test_threads.py).
+    """
+    cdef Py_ssize_t dim = m if m >= n else n
+    cdef double work = <double> m * n * k / 16      # multiply-adds are cheap (see _parallel.pxd)
+    cdef Py_ssize_t panels = min(<Py_ssize_t> n_threads_for(<Py_ssize_t> min(work, 1e18)),
+                                 max(<Py_ssize_t> 1, dim // MIN_PANEL))
+    cdef Py_ssize_t step = (dim + panels - 1) // panels
+    step = (step + PANEL_ALIGN - 1) // PANEL_ALIGN * PANEL_ALIGN
+    panels = (dim + step - 1) // step
+    cdef int threads = <int> panels
+    cdef Py_ssize_t p, lo, size
+    if threads == 1:
+        with nogil:
+            gemm(trans_a, trans_b, <int> m, <int> n, <int> k, alpha, a, lda, b, ldb, beta, c, ldc)
+        return
+    with nogil:
+        for p in prange(panels, schedule="static", num_threads=threads):
+            lo = p * step
+            size = min(step, dim - lo)
+            if m >= n:   # rows lo:lo+size of C use rows (or, transposed, columns) of A
+                gemm(trans_a, trans_b, <int> size, <int> n, <int> k, alpha,
+                     a + (lo if trans_a else lo * lda), lda, b, ldb, beta, c + lo * ldc, ldc)
+            else:        # columns lo:lo+size of C use columns (or, transposed, rows) of B
+                gemm(trans_a, trans_b, <int> m, <int> size, <int> k, alpha,
+                     a, lda, b + (lo * ldb if trans_b else lo), ldb, beta, c + lo, ldc)
