@@ -60,6 +60,10 @@ class MatMul(Function):
     def backward(ctx, g):
         a, b = ctx.saved_tensors
         n = ctx.needs_input_grad
+        gd = g._data
+        if n[0] and n[1] and not state.enabled and 0 in gd.strides and gd.size > 1:
+            # a broadcast gradient (e.g. from sum()) would be copied for BLAS once per product
+            g = Tensor._make(np.ascontiguousarray(gd))
         return (g @ b.mT if n[0] else None), (a.mT @ g if n[1] else None)
 
 

@@ -655,6 +655,18 @@ class _MultiTaskOptimizer:
                         p.grad.add_(g)
                 off += n
 
+    def backward(self, losses, retain_graph=False):
+        """Compute the task gradients, combine them and accumulate the result into ``.grad``.
+
+        Parameters
+        ----------
+        losses : sequence of Tensor
+            One scalar loss per task.
+        retain_graph : bool, default False
+            Keep the graph after the last task's gradient (it is always kept between tasks).
+        """
+        self._surgery_backward(losses, retain_graph, self._combine)
+
     def _surgery_backward(self, losses, retain_graph, combine):
         losses = _check_losses(type(self).__name__, losses)
         params = self._params()
@@ -736,25 +748,14 @@ class PCGrad(_MultiTaskOptimizer):
         self.generator = generator
         self.eps = _check_nonneg("PCGrad", "eps", eps)
 
-    def backward(self, losses, retain_graph=False):
-        """Compute the task gradients, combine them with PCGrad and accumulate into ``.grad``.
-
-        Parameters
-        ----------
-        losses : sequence of Tensor
-            One scalar loss per task.
-        retain_graph : bool, default False
-            Keep the graph after the last task's gradient (the graph is always kept between tasks).
-        """
-        def combine(flats, params, reached_by):
-            shared = None
-            if self.reduction == "mean":
-                mask = [all(col) for col in zip(*reached_by)]
-                if not all(mask):
-                    shared = np.concatenate([np.full(p.numel(), m, dtype=bool) for p, m in zip(params, mask)])
-            return pcgrad_combine(flats, generator=self.generator, reduction=self.reduction, eps=self.eps,
-                                  shared=shared)
-        self._surgery_backward(losses, retain_graph, combine)
+    def _combine(self, flats, params, reached_by):
+        shared = None
+        if self.reduction == "mean":
+            mask = [all(col) for col in zip(*reached_by)]
+            if not all(mask):
+                shared = np.concatenate([np.full(p.numel(), m, dtype=bool) for p, m in zip(params, mask)])
+        return pcgrad_combine(flats, generator=self.generator, reduction=self.reduction, eps=self.eps,
+                              shared=shared)
 
     def _options(self):
         return f"reduction={self.reduction!r}, eps={self.eps}"
@@ -809,21 +810,10 @@ class CAGrad(_MultiTaskOptimizer):
         self.eps = _check_nonneg("CAGrad", "eps", eps)
         self.last_weights = None
 
-    def backward(self, losses, retain_graph=False):
-        """Compute the task gradients, combine them with CAGrad and accumulate into ``.grad``.
-
-        Parameters
-        ----------
-        losses : sequence of Tensor
-            One scalar loss per task.
-        retain_graph : bool, default False
-            Keep the graph after the last task's gradient.
-        """
-        def combine(flats, params, reached_by):
-            d, w = cagrad_combine(flats, c=self.c, rescale=self.rescale, eps=self.eps, return_weights=True)
-            self.last_weights = w
-            return d
-        self._surgery_backward(losses, retain_graph, combine)
+    def _combine(self, flats, params, reached_by):
+        d, w = cagrad_combine(flats, c=self.c, rescale=self.rescale, eps=self.eps, return_weights=True)
+        self.last_weights = w
+        return d
 
     def _options(self):
         return f"c={self.c}, rescale={self.rescale}, eps={self.eps}"
