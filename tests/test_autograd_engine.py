@@ -372,3 +372,32 @@ def test_backward_under_no_grad():
             y.backward()
         return x.grad
     compare(f, rtol=1e-5)
+
+
+def test_first_gradient_adopted_only_when_private():
+    """A leaf's first gradient becomes its .grad without a copy only when nothing else holds
+    it: never the caller's gradient, another leaf's gradient, or one a hook kept."""
+    import numpy as np
+    a = cygrad.randn(50, requires_grad=True)
+    b = cygrad.randn(50, requires_grad=True)
+    g = cygrad.randn(50)
+    (a + b).backward(g)  # AddBackward passes the same gradient to both inputs
+    for leaf in (a, b):
+        assert not np.shares_memory(leaf.grad.numpy(), g.numpy())
+    assert not np.shares_memory(a.grad.numpy(), b.grad.numpy())
+    a.grad.add_(1.0)
+    assert cygrad.equal(b.grad, g) and cygrad.equal(a.grad, g + 1)
+
+    x = cygrad.randn(50, requires_grad=True)
+    kept = []
+    x.register_hook(lambda grad: kept.append(grad))
+    (x * 3).sum().backward()
+    assert not np.shares_memory(x.grad.numpy(), kept[0].numpy())
+    x.grad.zero_()
+    assert cygrad.equal(kept[0], cygrad.full((50,), 3.0))
+
+    w = cygrad.randn(50, requires_grad=True)
+    w.backward(g)  # a leaf fed directly with the caller's gradient
+    assert not np.shares_memory(w.grad.numpy(), g.numpy())
+    (w * 2).sum().backward()  # later gradients accumulate in place
+    assert cygrad.allclose(w.grad, g + 2)

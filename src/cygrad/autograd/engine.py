@@ -3,6 +3,8 @@
 It is the single place where broadcast gradients are reduced to their input's shape (and cast
 to its dtype): ``Function.backward`` may return a gradient of the broadcast output's shape.
 """
+import sys
+
 import numpy as np
 
 from . import function as _function
@@ -42,6 +44,36 @@ def _run_hooks(hooks, g):
     return g
 
 
+# References to a gradient tensor that is private to the engine, while _accumulate runs: the
+# slot of the node's gradient list, _accumulate's argument and _adoptable's argument, plus the
+# one sys.getrefcount itself adds.
+_PRIVATE_REFS = 4
+
+
+def _adoptable(var, g):
+    """Whether the first gradient of a leaf can become its ``.grad`` without a copy, as torch
+    does when nothing else references the gradient.
+
+    True only for a plain tensor owning a fresh, writable array in the leaf's layout, that no
+    one outside the engine references: not the caller (``backward(gradient=g)``), not another
+    graph edge (a Function returning the same tensor twice), not a view, hook or retained
+    ``.grad``. Any reference we do not account for makes the count larger and forces the copy,
+    so a miscount can only cost a copy, never alias a gradient.
+    """
+    if g.__class__ is not _tensor_cls() or g._base is not None or g._requires_grad:
+        return False
+    d = g._data
+    if d.base is not None or not d.flags.writeable or not d.flags.owndata:
+        return False
+    vd = var._data
+    if vd.flags.c_contiguous and not d.flags.c_contiguous:
+        return False
+    if not vd.flags.c_contiguous and d.strides != vd.strides:
+        return False
+    # d: the tensor's slot, this local and getrefcount's argument
+    return sys.getrefcount(g) <= _PRIVATE_REFS and sys.getrefcount(d) <= 3
+
+
 def _accumulate(var, g, create_graph):
     """Add ``g`` into ``var.grad`` (AccumulateGrad) and run post-accumulate hooks."""
     Tensor = _tensor_cls()
@@ -50,7 +82,11 @@ def _accumulate(var, g, create_graph):
         if create_graph:
             var._grad = g
         else:
-            var._grad = Tensor._make(np.array(g._data, copy=True, order="K"))
+            if _adoptable(var, g):
+                var._grad = g
+            else:  # a copy in the leaf's layout, so that optimizers update it without another copy
+                order = "C" if var._data.flags.c_contiguous else "K"
+                var._grad = Tensor._make(np.array(g._data, copy=True, order=order))
     elif create_graph or old._requires_grad or g._requires_grad:
         var._grad = old + g
     else:
@@ -187,6 +223,9 @@ def _execute(roots, root_grads, targets, accumulate, retain_graph, create_graph)
                 deps[nxt] = d
                 if d == 0:
                     ready.append(nxt)
+            # drop this node's gradients from the locals: a leaf's first gradient is adopted
+            # without a copy only when the engine holds the sole references (_adoptable)
+            in_grads = g = gd = buf = old = None
     finally:
         state.enabled = prev_enabled
     return captured
