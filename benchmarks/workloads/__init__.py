@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 # Modules of this package that register workloads, in report order.
-MODULES = ["core", "training"]
+MODULES = ["core", "training", "conv", "deform", "pool", "norm", "cnn", "rnn", "attention", "scan"]
 
 
 @dataclass(frozen=True)

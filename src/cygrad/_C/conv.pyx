@@ -1,0 +1,945 @@
+"""Convolution kernels: im2col / col2im + GEMM, and direct depthwise kernels; float32 / float64.
+
+One generic N-d implementation: 1-d and 2-d convolutions are 3-d ones with singleton leading
+spatial dimensions. Arrays are C-contiguous with the spatial dimensions flattened:
+
+    x     (N, C, S)        input,  S = D * H * W
+    out   (N, O, P)        output, P = OD * OH * OW
+    w     (O, Cg * K)      weight, Cg = C / groups, K = kd * kh * kw
+
+The geometry is a tuple ``(D, H, W, OD, OH, OW, kd, kh, kw, sd, sh, sw, pd, ph, pw, dd, dh, dw)``
+(input size, output size, kernel size, stride, front padding, dilation). The output position
+``o`` along one dimension reads input position ``o * s - p + k * d`` for tap ``k``; positions
+outside ``[0, size)`` read zero. The back padding is implicit in the output size, so asymmetric
+padding ('same' with an even kernel) and ``output_padding`` of a transposed convolution need
+nothing special. Every kernel checks that the array shapes agree with the geometry, and every
+input read / output write is bounds-checked against the sizes, so any geometry is memory-safe.
+
+GEMM path (``conv_forward``, ``conv_backward_input``, ``conv_backward_weight``)
+-------------------------------------------------------------------------------
+The output positions of a sample are cut into chunks of ``nc`` positions, sized so that one
+chunk's column buffer (``C * K`` rows by ``nc`` columns) stays in the L2 cache. Work items are
+(sample, chunk) pairs spread over the OpenMP threads by a static ``prange``, so a batch
+smaller than the thread count still uses every thread; each thread owns one column buffer
+and calls a single-threaded BLAS gemm per group:
+
+- forward:          out[n, group rows, chunk] = W_g @ im2col(x[n])_g           (+ bias)
+- weight gradient:  gW_t += gout[n, group rows, chunk] @ im2col(x[n])_g^T      per thread t;
+                    the per-thread partials are then summed in thread order
+- input gradient:   gcol = W_g^T @ gout[n, group rows, chunk];  gx[n] += col2im(gcol).
+                    col2im of neighbouring chunks writes overlapping input rows, so the items
+                    are (sample, channel block) pairs instead: with at least as many samples as
+                    threads one block holds every channel, otherwise the channels are split.
+
+A 1x1 convolution with stride 1 and no padding skips im2col: the input is the column matrix.
+
+Depthwise path (``depthwise_*``: groups == C, one input channel per group)
+-------------------------------------------------------------------------
+Direct loops, no column buffer: forward and input gradient are row correlations (one
+vectorised loop per output row and kernel row, over all kernel columns), parallel over
+(sample, channel) planes; the weight gradient is a set of dot products, parallel over output
+channels, accumulated in double.
+
+Determinism: the forward and input-gradient results do not depend on the thread count beyond
+the rounding of the split gemms, and the depthwise kernels are bitwise independent of it. Weight
+gradients of the GEMM path are summed from per-thread partials in a fixed order (static
+schedule), so repeated runs give identical results; other thread counts agree to rounding.
+``bias_backward`` sums per (sample, channel) in double, then over samples in order.
+"""
+
+import numpy as np
+
+from cython cimport floating
+from cython.parallel cimport prange, parallel, threadid
+from libc.string cimport memcpy, memset
+from libc.limits cimport INT_MAX
+
+from ._blas cimport gemm
+from ._parallel cimport n_threads_for
+
+# Vectorised loops over rows and planes (compiled for AVX-512, AVX2 + FMA and baseline x86-64,
+# picked at load time like _vmath.h; every thread runs the same clone, so results do not depend on
+# the thread count).
+cdef extern from *:
+    """
+    #include <stddef.h>
+    #include <string.h>
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \\
+        && defined(__has_attribute)
+    #  if __has_attribute(target_clones)
+    #    define CGC_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+    #  endif
+    #endif
+    #ifndef CGC_CLONES
+    #  define CGC_CLONES
+    #endif
+    #if defined(_OPENMP)
+    #  define CGC_SIMD_SUM_S _Pragma("omp simd reduction(+:s)")
+    #else
+    #  define CGC_SIMD_SUM_S
+    #endif
+
+    /* partial sums per tap in the depthwise weight gradient: one vector of CGC_L lanes */
+    #define CGC_L 8
+    typedef float cgc_vec_f __attribute__((vector_size(CGC_L * sizeof(float))));
+    typedef double cgc_vec_d __attribute__((vector_size(CGC_L * sizeof(double))));
+
+    #define CGC_KERNELS(T, S)                                                                   \\
+                                                                                                \\
+    /* y[i] += sum_k w[k] * x[i - p + k * d] for i in [0, n); reads of x outside [0, xn) are   \\
+       zero; p may be negative. */                                                              \\
+    static inline void cgc_row_##S(T *restrict y, ptrdiff_t n, const T *restrict x,             \\
+                                   ptrdiff_t xn, const T *restrict w, ptrdiff_t K, ptrdiff_t d, \\
+                                   ptrdiff_t p)                                                 \\
+    {                                                                                           \\
+        ptrdiff_t lo = p < 0 ? 0 : p, hi = xn - (K - 1) * d + p, i, k;                          \\
+        if (lo > n) lo = n;                                                                     \\
+        if (hi > n) hi = n;                                                                     \\
+        if (hi < lo) hi = lo;                                                                   \\
+        for (i = 0; i < n; i++) {           /* edges: some taps fall outside x */               \\
+            if (i == lo) i = hi;                                                                \\
+            if (i >= n) break;                                                                  \\
+            T s = 0;                                                                            \\
+            for (k = 0; k < K; k++) {                                                           \\
+                ptrdiff_t j = i - p + k * d;                                                    \\
+                if (j >= 0 && j < xn) s += w[k] * x[j];                                         \\
+            }                                                                                   \\
+            y[i] += s;                                                                          \\
+        }                                                                                       \\
+        if (hi <= lo) return;                                                                   \\
+        const T *xb = x + (lo - p);         /* interior: every tap inside x */                  \\
+        T *yb = y + lo;                                                                         \\
+        ptrdiff_t m = hi - lo;                                                                  \\
+        if (K == 3) {                                                                           \\
+            T w0 = w[0], w1 = w[1], w2 = w[2];                                                  \\
+            const T *x1 = xb + d, *x2 = xb + 2 * d;                                             \\
+            for (i = 0; i < m; i++) yb[i] += w0 * xb[i] + w1 * x1[i] + w2 * x2[i];              \\
+            return;                                                                             \\
+        }                                                                                       \\
+        for (k = 0; k + 1 < K; k += 2) {                                                        \\
+            T w0 = w[k], w1 = w[k + 1];                                                         \\
+            const T *x0 = xb + k * d, *x1 = xb + (k + 1) * d;                                   \\
+            for (i = 0; i < m; i++) yb[i] += w0 * x0[i] + w1 * x1[i];                           \\
+        }                                                                                       \\
+        if (k < K) {                                                                            \\
+            T w0 = w[k];                                                                        \\
+            const T *x0 = xb + k * d;                                                           \\
+            for (i = 0; i < m; i++) yb[i] += w0 * x0[i];                                        \\
+        }                                                                                       \\
+    }                                                                                           \\
+                                                                                                \\
+    /* One plane of a depthwise convolution, unit stride along the last axis:                   \\
+       y[oh, :] += sum_kh row(x[oh * sh - ph + kh * dh, :], w[kh, :]) over the valid kh. */     \\
+    CGC_CLONES static void cgc_dw_plane_##S(T *y, ptrdiff_t OH, ptrdiff_t OW, const T *x,       \\
+                                            ptrdiff_t H, ptrdiff_t W, const T *w, ptrdiff_t KH, \\
+                                            ptrdiff_t KW, ptrdiff_t sh, ptrdiff_t ph,           \\
+                                            ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t pw)           \\
+    {                                                                                           \\
+        for (ptrdiff_t oh = 0; oh < OH; oh++)                                                   \\
+            for (ptrdiff_t kh = 0; kh < KH; kh++) {                                             \\
+                ptrdiff_t ih = oh * sh - ph + kh * dh;                                          \\
+                if (ih < 0 || ih >= H) continue;                                                \\
+                cgc_row_##S(y + oh * OW, OW, x + ih * W, W, w + kh * KW, KW, dw, pw);           \\
+            }                                                                                   \\
+    }                                                                                           \\
+                                                                                                \\
+    /* Its adjoint: gx[ih, :] += row(g[oh, :], wrev[kh, :]) with wrev the kernel reversed        \\
+       along the last axis (the transposed row correlation is again a correlation). */          \\
+    CGC_CLONES static void cgc_dw_plane_adj_##S(T *gx, ptrdiff_t H, ptrdiff_t W, const T *g,    \\
+                                                ptrdiff_t OH, ptrdiff_t OW, const T *wrev,      \\
+                                                ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t sh,       \\
+                                                ptrdiff_t ph, ptrdiff_t dh, ptrdiff_t dw,       \\
+                                                ptrdiff_t pw)                                   \\
+    {                                                                                           \\
+        for (ptrdiff_t oh = 0; oh < OH; oh++)                                                   \\
+            for (ptrdiff_t kh = 0; kh < KH; kh++) {                                             \\
+                ptrdiff_t ih = oh * sh - ph + kh * dh;                                          \\
+                if (ih < 0 || ih >= H) continue;                                                \\
+                cgc_row_##S(gx + ih * W, W, g + oh * OW, OW, wrev + kh * KW, KW, dw,            \\
+                            (KW - 1) * dw - pw);                                                \\
+            }                                                                                   \\
+    }                                                                                           \\
+                                                                                                \\
+    /* Weight gradient of one plane: lanes[(kh * KW + kw) * CGC_L + j] += the products          \\
+       g[oh, ow] * x[ih, ow - pw + kw * dw] with ow = j (mod CGC_L) counted from the first valid  \\
+       ow; the caller reduces the CGC_L partial sums of each tap. */                            \\
+    CGC_CLONES static void cgc_dw_plane_dots_##S(const T *g, ptrdiff_t OH, ptrdiff_t OW,        \\
+                                                 const T *x, ptrdiff_t H, ptrdiff_t W,          \\
+                                                 ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t sh,      \\
+                                                 ptrdiff_t ph, ptrdiff_t dh, ptrdiff_t dw,      \\
+                                                 ptrdiff_t pw, T *restrict lanes)               \\
+    {                                                                                           \\
+        const ptrdiff_t L = CGC_L;                                                              \\
+        cgc_vec_##S a0, a1, a2, a3, gv, xv;  /* four chains of vector sums per tap */           \\
+        for (ptrdiff_t kh = 0; kh < KH; kh++)                                                   \\
+            for (ptrdiff_t kw = 0; kw < KW; kw++) {                                             \\
+                ptrdiff_t off = kw * dw - pw;   /* x column = ow + off */                       \\
+                ptrdiff_t lo = -off > 0 ? -off : 0, hi = W - off;                               \\
+                if (hi > OW) hi = OW;                                                           \\
+                if (hi <= lo) continue;                                                         \\
+                ptrdiff_t m = hi - lo, i, j;                                                    \\
+                T *ln = lanes + (kh * KW + kw) * L;                                             \\
+                memset(&a0, 0, sizeof a0);                                                      \\
+                a1 = a0; a2 = a0; a3 = a0;                                                      \\
+                for (ptrdiff_t oh = 0; oh < OH; oh++) {                                         \\
+                    ptrdiff_t ih = oh * sh - ph + kh * dh;                                      \\
+                    if (ih < 0 || ih >= H) continue;                                            \\
+                    const T *gb = g + oh * OW + lo, *xb = x + ih * W + lo + off;                \\
+                    for (i = 0; i + 4 * L <= m; i += 4 * L) {                                   \\
+                        memcpy(&gv, gb + i, sizeof gv); memcpy(&xv, xb + i, sizeof xv);         \\
+                        a0 += gv * xv;                                                          \\
+                        memcpy(&gv, gb + i + L, sizeof gv); memcpy(&xv, xb + i + L, sizeof xv); \\
+                        a1 += gv * xv;                                                          \\
+                        memcpy(&gv, gb + i + 2 * L, sizeof gv);                                 \\
+                        memcpy(&xv, xb + i + 2 * L, sizeof xv);                                 \\
+                        a2 += gv * xv;                                                          \\
+                        memcpy(&gv, gb + i + 3 * L, sizeof gv);                                 \\
+                        memcpy(&xv, xb + i + 3 * L, sizeof xv);                                 \\
+                        a3 += gv * xv;                                                          \\
+                    }                                                                           \\
+                    if (i + L <= m) {                                                           \\
+                        memcpy(&gv, gb + i, sizeof gv); memcpy(&xv, xb + i, sizeof xv);         \\
+                        a1 += gv * xv; i += L;                                                  \\
+                    }                                                                           \\
+                    if (i + L <= m) {                                                           \\
+                        memcpy(&gv, gb + i, sizeof gv); memcpy(&xv, xb + i, sizeof xv);         \\
+                        a2 += gv * xv; i += L;                                                  \\
+                    }                                                                           \\
+                    if (i + L <= m) {                                                           \\
+                        memcpy(&gv, gb + i, sizeof gv); memcpy(&xv, xb + i, sizeof xv);         \\
+                        a3 += gv * xv; i += L;                                                  \\
+                    }                                                                           \\
+                    for (j = 0; i + j < m; j++) ln[j] += gb[i + j] * xb[i + j];                 \\
+                }                                                                               \\
+                a0 = (a0 + a1) + (a2 + a3);                                                     \\
+                memcpy(&gv, ln, sizeof gv);                                                     \\
+                gv += a0;                                                                       \\
+                memcpy(ln, &gv, sizeof gv);                                                     \\
+            }                                                                                   \\
+    }                                                                                           \\
+                                                                                                \\
+    /* sum of n values, accumulated in double */                                                \\
+    CGC_CLONES static double cgc_sum_##S(const T *restrict x, ptrdiff_t n)                      \\
+    {                                                                                           \\
+        double s = 0;                                                                           \\
+        CGC_SIMD_SUM_S                                                                          \\
+        for (ptrdiff_t i = 0; i < n; i++) s += (double)x[i];                                    \\
+        return s;                                                                               \\
+    }
+
+    CGC_KERNELS(float, f)
+    CGC_KERNELS(double, d)
+    """
+    enum: CGC_L
+    void cgc_dw_plane_f(float *y, Py_ssize_t OH, Py_ssize_t OW, const float *x, Py_ssize_t H,
+                        Py_ssize_t W, const float *w, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh,
+                        Py_ssize_t ph, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t pw) nogil
+    void cgc_dw_plane_d(double *y, Py_ssize_t OH, Py_ssize_t OW, const double *x, Py_ssize_t H,
+                        Py_ssize_t W, const double *w, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh,
+                        Py_ssize_t ph, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t pw) nogil
+    void cgc_dw_plane_adj_f(float *gx, Py_ssize_t H, Py_ssize_t W, const float *g, Py_ssize_t OH,
+                            Py_ssize_t OW, const float *wrev, Py_ssize_t KH, Py_ssize_t KW,
+                            Py_ssize_t sh, Py_ssize_t ph, Py_ssize_t dh, Py_ssize_t dw,
+                            Py_ssize_t pw) nogil
+    void cgc_dw_plane_adj_d(double *gx, Py_ssize_t H, Py_ssize_t W, const double *g, Py_ssize_t OH,
+                            Py_ssize_t OW, const double *wrev, Py_ssize_t KH, Py_ssize_t KW,
+                            Py_ssize_t sh, Py_ssize_t ph, Py_ssize_t dh, Py_ssize_t dw,
+                            Py_ssize_t pw) nogil
+    void cgc_dw_plane_dots_f(const float *g, Py_ssize_t OH, Py_ssize_t OW, const float *x,
+                             Py_ssize_t H, Py_ssize_t W, Py_ssize_t KH, Py_ssize_t KW,
+                             Py_ssize_t sh, Py_ssize_t ph, Py_ssize_t dh, Py_ssize_t dw,
+                             Py_ssize_t pw, float *lanes) nogil
+    void cgc_dw_plane_dots_d(const double *g, Py_ssize_t OH, Py_ssize_t OW, const double *x,
+                             Py_ssize_t H, Py_ssize_t W, Py_ssize_t KH, Py_ssize_t KW,
+                             Py_ssize_t sh, Py_ssize_t ph, Py_ssize_t dh, Py_ssize_t dw,
+                             Py_ssize_t pw, double *lanes) nogil
+    double cgc_sum_f(const float *x, Py_ssize_t n) nogil
+    double cgc_sum_d(const double *x, Py_ssize_t n) nogil
+
+
+cdef struct Geom:
+    Py_ssize_t N, C, O, G, Cg, Og     # batch, input / output channels, groups, per group
+    Py_ssize_t D, H, W, S             # input size, S = D * H * W
+    Py_ssize_t OD, OH, OW, P          # output size, P = OD * OH * OW
+    Py_ssize_t kd, kh, kw, K          # kernel size, K = kd * kh * kw
+    Py_ssize_t sd, sh, sw             # stride
+    Py_ssize_t pd, ph, pw             # front padding
+    Py_ssize_t dd, dh, dw             # dilation
+    Py_ssize_t Kg                     # Cg * K: columns of the weight matrix
+    bint pointwise                    # 1x1x1 kernel, stride 1, no padding, P == S
+
+
+# Bytes of one column buffer (one chunk of output positions for every input channel): sized
+# for the L2 cache. Settable for experiments through set_column_bytes().
+cdef Py_ssize_t _column_bytes = 256 * 1024
+cdef int _pm = 0
+def set_pm(int v):
+    global _pm
+    _pm = v
+
+
+def set_column_bytes(Py_ssize_t nbytes):
+    """Set the target size in bytes of one thread's column buffer (default 262144)."""
+    global _column_bytes
+    if nbytes < 1024:
+        raise ValueError(f"column buffer size must be at least 1024 bytes, got {nbytes}")
+    _column_bytes = nbytes
+
+
+cdef int _make_geom(Geom *g, tuple geom, Py_ssize_t N, Py_ssize_t C, Py_ssize_t O,
+                    Py_ssize_t groups) except -1:
+    """Fill ``g`` from the geometry tuple and check every value (ValueError otherwise)."""
+    if len(geom) != 18:
+        raise ValueError(f"conv kernel: geometry must have 18 integers, got {len(geom)}")
+    cdef Py_ssize_t v[18]
+    cdef int i
+    for i in range(18):
+        v[i] = geom[i]
+    g.D, g.H, g.W, g.OD, g.OH, g.OW = v[0], v[1], v[2], v[3], v[4], v[5]
+    g.kd, g.kh, g.kw, g.sd, g.sh, g.sw = v[6], v[7], v[8], v[9], v[10], v[11]
+    g.pd, g.ph, g.pw, g.dd, g.dh, g.dw = v[12], v[13], v[14], v[15], v[16], v[17]
+    for i in range(6):
+        if v[i] < 0:
+            raise ValueError(f"conv kernel: negative size in geometry {geom}")
+    for i in range(6, 12):
+        if v[i] < 1:
+            raise ValueError(f"conv kernel: kernel sizes and strides must be positive, got {geom}")
+    for i in range(12, 15):
+        if v[i] < 0:
+            raise ValueError(f"conv kernel: negative padding in geometry {geom}")
+    for i in range(15, 18):
+        if v[i] < 1:
+            raise ValueError(f"conv kernel: dilations must be positive, got {geom}")
+    if groups < 1 or C % groups or O % groups:
+        raise ValueError(f"conv kernel: {C} input and {O} output channels are not divisible "
+                         f"into {groups} groups")
+    g.N, g.C, g.O, g.G = N, C, O, groups
+    g.Cg, g.Og = C // groups, O // groups
+    g.S = g.D * g.H * g.W
+    g.P = g.OD * g.OH * g.OW
+    g.K = g.kd * g.kh * g.kw
+    g.Kg = g.Cg * g.K
+    if g.P > INT_MAX or g.S > INT_MAX or g.Kg > INT_MAX or g.C * g.K > INT_MAX or O > INT_MAX:
+        raise ValueError(f"conv kernel: sizes too large for BLAS (geometry {geom}, {C} channels)")
+    g.pointwise = (g.K == 1 and g.sd == 1 and g.sh == 1 and g.sw == 1 and g.pd == 0 and g.ph == 0
+                   and g.pw == 0 and g.D == g.OD and g.H == g.OH and g.W == g.OW)
+    return 0
+
+
+cdef int _check(str name, tuple shape, tuple expected) except -1:
+    if shape != expected:
+        raise ValueError(f"conv kernel: {name} has shape {shape}, expected {expected}")
+    return 0
+
+
+cdef inline Py_ssize_t _cdiv_pos(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    """ceil(a / b) for b > 0 and any a, clamped below at 0."""
+    if a <= 0:
+        return 0
+    return (a + b - 1) // b
+
+
+cdef inline void _valid_range(Py_ssize_t base, Py_ssize_t s, Py_ssize_t size, Py_ssize_t out,
+                              Py_ssize_t *lo, Py_ssize_t *hi) noexcept nogil:
+    """[lo, hi): output positions o in [0, out) with 0 <= o * s + base < size."""
+    cdef Py_ssize_t a = _cdiv_pos(-base, s), b
+    if size - 1 - base < 0:
+        b = 0
+    else:
+        b = (size - 1 - base) // s + 1
+    if b > out:
+        b = out
+    if a > b:
+        a = b
+    lo[0] = a
+    hi[0] = b
+
+
+cdef Py_ssize_t _chunk(const Geom *g, Py_ssize_t rows, Py_ssize_t itemsize) noexcept nogil:
+    """Output positions per column-buffer chunk for a buffer of ``rows`` rows."""
+    cdef Py_ssize_t nc = _column_bytes // (max(rows, 1) * itemsize)
+    if nc < 64:
+        nc = 64
+    if nc >= g.P:
+        return max(g.P, 1)
+    nc = nc // 16 * 16
+    # balance the chunks: same number of chunks, sizes as equal as possible (multiple of 16)
+    cdef Py_ssize_t nchunks = (g.P + nc - 1) // nc
+    nc = (g.P + nchunks - 1) // nchunks
+    nc = (nc + 15) // 16 * 16
+    return min(nc, g.P)
+
+
+# ---------------------------------------------------------------------------------------------
+# im2col / col2im on one chunk of output positions
+
+cdef void _im2col(const floating *x, const Geom *g, Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t p0,
+                  Py_ssize_t p1, floating *col) noexcept nogil:
+    """col[(c - c0) * K + k, j] = x[c, input position of tap k for output position p0 + j].
+
+    ``x`` points at one sample (C, S); ``col`` has (c1 - c0) * K rows of p1 - p0 entries.
+    """
+    cdef Py_ssize_t npos = p1 - p0, HWo = g.OH * g.OW
+    cdef Py_ssize_t c, a, b, e, od, oh, ow, j, seg, idd, ih, base, lo, hi, l, h, q
+    cdef const floating *xc
+    cdef const floating *src
+    cdef floating *row
+    cdef floating *dst
+    for c in range(c0, c1):
+        xc = x + c * g.S
+        row = col + (c - c0) * g.K * npos
+        for a in range(g.kd):
+            for b in range(g.kh):
+                for e in range(g.kw):
+                    base = e * g.dw - g.pw
+                    _valid_range(base, g.sw, g.W, g.OW, &lo, &hi)
+                    od = p0 // HWo
+                    oh = (p0 - od * HWo) // g.OW
+                    ow = p0 - od * HWo - oh * g.OW
+                    j = 0
+                    while j < npos:
+                        seg = min(g.OW - ow, npos - j)
+                        dst = row + j
+                        idd = od * g.sd - g.pd + a * g.dd
+                        ih = oh * g.sh - g.ph + b * g.dh
+                        if idd < 0 or idd >= g.D or ih < 0 or ih >= g.H:
+                            memset(dst, 0, seg * sizeof(floating))
+                        else:
+                            src = xc + (idd * g.H + ih) * g.W
+                            l = min(max(lo, ow), ow + seg)
+                            h = min(max(hi, l), ow + seg)
+                            if l > ow:
+                                memset(dst, 0, (l - ow) * sizeof(floating))
+                            if g.sw == 1:
+                                if h > l:
+                                    memcpy(dst + (l - ow), src + l + base, (h - l) * sizeof(floating))
+                            else:
+                                for q in range(l, h):
+                                    dst[q - ow] = src[q * g.sw + base]
+                            if ow + seg > h:
+                                memset(dst + (h - ow), 0, (ow + seg - h) * sizeof(floating))
+                        j += seg
+                        ow = 0
+                        oh += 1
+                        if oh == g.OH:
+                            oh = 0
+                            od += 1
+                    row += npos
+
+
+cdef void _col2im(const floating *col, const Geom *g, Py_ssize_t c0, Py_ssize_t c1,
+                  Py_ssize_t p0, Py_ssize_t p1, floating *x) noexcept nogil:
+    """x[c, input position of tap k for output p0 + j] += col[(c - c0) * K + k, j] (adjoint)."""
+    cdef Py_ssize_t npos = p1 - p0, HWo = g.OH * g.OW
+    cdef Py_ssize_t c, a, b, e, od, oh, ow, j, seg, idd, ih, base, lo, hi, l, h, q
+    cdef floating *xc
+    cdef floating *dst
+    cdef const floating *row
+    cdef const floating *src
+    for c in range(c0, c1):
+        xc = x + c * g.S
+        row = col + (c - c0) * g.K * npos
+        for a in range(g.kd):
+            for b in range(g.kh):
+                for e in range(g.kw):
+                    base = e * g.dw - g.pw
+                    _valid_range(base, g.sw, g.W, g.OW, &lo, &hi)
+                    od = p0 // HWo
+                    oh = (p0 - od * HWo) // g.OW
+                    ow = p0 - od * HWo - oh * g.OW
+                    j = 0
+                    while j < npos:
+                        seg = min(g.OW - ow, npos - j)
+                        idd = od * g.sd - g.pd + a * g.dd
+                        ih = oh * g.sh - g.ph + b * g.dh
+                        if idd >= 0 and idd < g.D and ih >= 0 and ih < g.H:
+                            dst = xc + (idd * g.H + ih) * g.W
+                            src = row + j
+                            l = min(max(lo, ow), ow + seg)
+                            h = min(max(hi, l), ow + seg)
+                            if g.sw == 1:
+                                for q in range(l, h):
+                                    dst[q + base] += src[q - ow]
+                            else:
+                                for q in range(l, h):
+                                    dst[q * g.sw + base] += src[q - ow]
+                        j += seg
+                        ow = 0
+                        oh += 1
+                        if oh == g.OH:
+                            oh = 0
+                            od += 1
+                    row += npos
+
+
+# ---------------------------------------------------------------------------------------------
+# GEMM path
+
+def conv_forward(
+    const floating[:, :, ::1] x,     # IN: (N, C, S)
+    const floating[:, ::1] w,        # IN: (O, Cg * K)
+    const floating[::1] bias,        # IN: (O,), or (0,) for no bias
+    floating[:, :, ::1] out,         # OUT: (N, O, P)
+    tuple geom,                      # IN: the 18 geometry integers (module docstring)
+    Py_ssize_t groups,               # IN
+):
+    """out[n] := conv(x[n], w) + bias, by im2col + gemm over (sample, chunk) work items."""
+    cdef Geom g
+    _make_geom(&g, geom, x.shape[0], x.shape[1], w.shape[0], groups)
+    _check("x", (x.shape[0], x.shape[1], x.shape[2]), (g.N, g.C, g.S))
+    _check("w", (w.shape[0], w.shape[1]), (g.O, g.Kg))
+    _check("out", (out.shape[0], out.shape[1], out.shape[2]), (g.N, g.O, g.P))
+    cdef bint has_bias = bias.shape[0] > 0
+    if has_bias:
+        _check("bias", (bias.shape[0],), (g.O,))
+    if g.N == 0 or g.O == 0 or g.P == 0:
+        return
+    cdef Py_ssize_t n, o, i, p0, p1, npos, grp, it, tid = 0
+    if g.Kg == 0:                            # no input channels: out = bias
+        for n in range(g.N):
+            for o in range(g.O):
+                for i in range(g.P):
+                    out[n, o, i] = bias[o] if has_bias else 0
+        return
+    cdef Py_ssize_t rows = g.C * g.K
+    cdef Py_ssize_t nc = _chunk(&g, rows, sizeof(floating))
+    cdef Py_ssize_t nchunks = (g.P + nc - 1) // nc
+    cdef Py_ssize_t items = g.N * nchunks
+    cdef double work = <double> g.N * g.O * g.P * g.Kg / 16
+    cdef int nt = n_threads_for(<Py_ssize_t> min(work, 1e18))
+    if nt > items:
+        nt = <int> items
+    cdef floating[:, ::1] cols = np.empty((nt, 1 if g.pointwise else rows * nc),
+                                          dtype=np.float32 if floating is float else np.float64)
+    cdef floating *col
+    cdef const floating *b_ptr
+    cdef Py_ssize_t ldb
+    cdef floating beta
+    with nogil, parallel(num_threads=nt):
+        tid = threadid()
+        for it in prange(items, schedule="static"):
+            n = it // nchunks
+            p0 = (it % nchunks) * nc
+            p1 = min(p0 + nc, g.P)
+            npos = p1 - p0
+            col = &cols[tid, 0]
+            if not g.pointwise and _pm != 2:
+                _im2col(&x[n, 0, 0], &g, 0, g.C, p0, p1, col)
+            for grp in range(g.G):
+                if _pm == 1:
+                    break
+                if g.pointwise:
+                    b_ptr = &x[n, grp * g.Cg, p0]
+                    ldb = g.S
+                else:
+                    b_ptr = col + grp * g.Kg * npos
+                    ldb = npos
+                beta = 0
+                if has_bias:
+                    beta = 1
+                    for o in range(grp * g.Og, (grp + 1) * g.Og):
+                        for i in range(p0, p1):
+                            out[n, o, i] = bias[o]
+                gemm(False, False, <int> g.Og, <int> npos, <int> g.Kg, <floating> 1,
+                     &w[grp * g.Og, 0], <int> g.Kg, b_ptr, <int> ldb, beta, &out[n, grp * g.Og, p0],
+                     <int> g.P)
+
+
+def conv_backward_input(
+    const floating[:, :, ::1] gout,  # IN: (N, O, P) gradient of the output
+    const floating[:, ::1] w,        # IN: (O, Cg * K)
+    floating[:, :, ::1] gx,          # OUT: (N, C, S) gradient of the input (overwritten)
+    tuple geom,                      # IN
+    Py_ssize_t groups,               # IN
+):
+    """gx[n] := col2im(W^T gout[n]) (the adjoint of conv_forward without bias)."""
+    cdef Geom g
+    _make_geom(&g, geom, gx.shape[0], gx.shape[1], w.shape[0], groups)
+    _check("gout", (gout.shape[0], gout.shape[1], gout.shape[2]), (g.N, g.O, g.P))
+    _check("w", (w.shape[0], w.shape[1]), (g.O, g.Kg))
+    _check("gx", (gx.shape[0], gx.shape[1], gx.shape[2]), (g.N, g.C, g.S))
+    if g.N == 0 or g.C == 0 or g.S == 0:
+        return
+    cdef Py_ssize_t n, it, tid = 0, cb, c0, c1, p0, p1, npos, grp, ga, gb, cl0, cl1
+    if g.O == 0 or g.P == 0:
+        gx[:, :, :] = 0
+        return
+    cdef double work = <double> g.N * g.O * g.P * g.Kg / 16
+    cdef int nt = n_threads_for(<Py_ssize_t> min(work, 1e18))
+    # work items: (sample, channel block); split the channels only when samples are too few
+    cdef Py_ssize_t nblocks = 1
+    if g.N < nt:
+        nblocks = min(g.C, (nt + g.N - 1) // g.N)
+    cdef Py_ssize_t items = g.N * nblocks
+    if nt > items:
+        nt = <int> items
+    cdef Py_ssize_t cper = (g.C + nblocks - 1) // nblocks
+    cdef Py_ssize_t rows = cper * g.K
+    cdef Py_ssize_t nc = _chunk(&g, rows, sizeof(floating))
+    cdef floating[:, ::1] cols = np.empty((nt, 1 if g.pointwise else rows * nc),
+                                          dtype=np.float32 if floating is float else np.float64)
+    cdef floating *col
+    cdef floating *dst
+    cdef Py_ssize_t ldc
+    with nogil, parallel(num_threads=nt):
+        tid = threadid()
+        for it in prange(items, schedule="static"):
+            n = it // nblocks
+            cb = it % nblocks
+            c0 = cb * cper
+            c1 = min(c0 + cper, g.C)
+            if c1 > c0:
+                col = &cols[tid, 0]
+                if not g.pointwise:
+                    memset(&gx[n, c0, 0], 0, (c1 - c0) * g.S * sizeof(floating))
+                p0 = 0
+                while p0 < g.P:
+                    p1 = min(p0 + nc, g.P)
+                    npos = p1 - p0
+                    # groups overlapping the channel block [c0, c1)
+                    for grp in range(c0 // g.Cg, (c1 - 1) // g.Cg + 1):
+                        ga = max(c0, grp * g.Cg)
+                        gb = min(c1, (grp + 1) * g.Cg)
+                        cl0 = ga - grp * g.Cg
+                        cl1 = gb - grp * g.Cg
+                        if g.pointwise:
+                            dst = &gx[n, ga, p0]
+                            ldc = g.S
+                        else:
+                            dst = col + (ga - c0) * g.K * npos
+                            ldc = npos
+                        gemm(True, False, <int> ((cl1 - cl0) * g.K), <int> npos, <int> g.Og,
+                             <floating> 1, &w[grp * g.Og, cl0 * g.K], <int> g.Kg,
+                             &gout[n, grp * g.Og, p0], <int> g.P, <floating> 0, dst, <int> ldc)
+                    if not g.pointwise:
+                        _col2im(col, &g, c0, c1, p0, p1, &gx[n, 0, 0])
+                    p0 = p1
+
+
+def conv_backward_weight(
+    const floating[:, :, ::1] x,     # IN: (N, C, S) forward input
+    const floating[:, :, ::1] gout,  # IN: (N, O, P) gradient of the output
+    floating[:, ::1] gw,             # OUT: (O, Cg * K) gradient of the weight (overwritten)
+    tuple geom,                      # IN
+    Py_ssize_t groups,               # IN
+):
+    """gw := sum_n gout[n] @ im2col(x[n])^T (per group), from per-thread partials."""
+    cdef Geom g
+    _make_geom(&g, geom, x.shape[0], x.shape[1], gw.shape[0], groups)
+    _check("x", (x.shape[0], x.shape[1], x.shape[2]), (g.N, g.C, g.S))
+    _check("gout", (gout.shape[0], gout.shape[1], gout.shape[2]), (g.N, g.O, g.P))
+    _check("gw", (gw.shape[0], gw.shape[1]), (g.O, g.Kg))
+    if g.O == 0 or g.Kg == 0:
+        return
+    gw[:, :] = 0
+    if g.N == 0 or g.P == 0:
+        return
+    cdef Py_ssize_t rows = g.C * g.K
+    cdef Py_ssize_t nc = _chunk(&g, rows, sizeof(floating))
+    cdef Py_ssize_t nchunks = (g.P + nc - 1) // nc
+    cdef Py_ssize_t items = g.N * nchunks
+    cdef double work = <double> g.N * g.O * g.P * g.Kg / 16
+    cdef int nt = n_threads_for(<Py_ssize_t> min(work, 1e18))
+    if nt > items:
+        nt = <int> items
+    dt = np.float32 if floating is float else np.float64
+    cdef floating[:, ::1] cols = np.empty((nt, 1 if g.pointwise else rows * nc), dtype=dt)
+    cdef floating[:, :, ::1] part = np.zeros((nt, g.O, g.Kg), dtype=dt)
+    cdef Py_ssize_t n, it, tid = 0, p0, p1, npos, grp, o, i, t
+    cdef floating *col
+    cdef const floating *b_ptr
+    cdef Py_ssize_t ldb
+    with nogil, parallel(num_threads=nt):
+        tid = threadid()
+        for it in prange(items, schedule="static"):
+            n = it // nchunks
+            p0 = (it % nchunks) * nc
+            p1 = min(p0 + nc, g.P)
+            npos = p1 - p0
+            col = &cols[tid, 0]
+            if not g.pointwise:
+                _im2col(&x[n, 0, 0], &g, 0, g.C, p0, p1, col)
+            for grp in range(g.G):
+                if g.pointwise:
+                    b_ptr = &x[n, grp * g.Cg, p0]
+                    ldb = g.S
+                else:
+                    b_ptr = col + grp * g.Kg * npos
+                    ldb = npos
+                gemm(False, True, <int> g.Og, <int> g.Kg, <int> npos, <floating> 1,
+                     &gout[n, grp * g.Og, p0], <int> g.P, b_ptr, <int> ldb, <floating> 1,
+                     &part[tid, grp * g.Og, 0], <int> g.Kg)
+    # fixed-order sum of the per-thread partials
+    cdef int nsum = n_threads_for(g.O * g.Kg * nt // 8)
+    with nogil:
+        for o in prange(g.O, schedule="static", num_threads=nsum):
+            for i in range(g.Kg):
+                gw[o, i] = part[0, o, i]
+            for t in range(1, nt):
+                for i in range(g.Kg):
+                    gw[o, i] += part[t, o, i]
+
+
+def bias_backward(
+    const floating[:, :, ::1] gout,  # IN: (N, O, P)
+    floating[::1] gb,                # OUT: (O,) sum over samples and positions
+):
+    """gb[o] := sum_n sum_p gout[n, o, p], in double; bitwise independent of the thread count."""
+    cdef Py_ssize_t N = gout.shape[0], O = gout.shape[1], P = gout.shape[2]
+    _check("gb", (gb.shape[0],), (O,))
+    cdef double[:, ::1] part = np.zeros((max(N, 1), max(O, 1)))
+    cdef Py_ssize_t r, n, o
+    cdef double s
+    if P == 0:
+        gb[:] = 0
+        return
+    with nogil:
+        for r in prange(N * O, schedule="static", num_threads=n_threads_for(N * O * P // 16)):
+            if floating is float:
+                part[r // O, r % O] = cgc_sum_f(&gout[r // O, r % O, 0], P)
+            else:
+                part[r // O, r % O] = cgc_sum_d(&gout[r // O, r % O, 0], P)
+        for o in range(O):
+            s = 0
+            for n in range(N):
+                s = s + part[n, o]
+            gb[o] = <floating> s
+
+
+# ---------------------------------------------------------------------------------------------
+# Depthwise path: groups == C (one input channel per group), O = C * m
+
+cdef int _check_depthwise(const Geom *g) except -1:
+    if g.Cg != 1:
+        raise ValueError(f"depthwise kernel: needs one input channel per group, got {g.Cg}")
+    return 0
+
+
+cdef void _dw_plane_corr(floating *y, const floating *x, const floating *wk, const Geom *g,
+                         bint adjoint) noexcept nogil:
+    """Forward (adjoint=False): y (output volume) += correlation of x (input volume) with wk.
+
+    Adjoint: y (input volume) += transposed correlation of x (output volume) with wk, where
+    wk holds the kernel with its last axis reversed (so the row loop is again a correlation).
+    """
+    cdef Py_ssize_t od, a, idd, oh, b, ih, q, e, base, ow_lo, ow_hi
+    cdef const floating *wplane
+    cdef floating *yrow
+    cdef const floating *xrow
+    for od in range(g.OD):
+        for a in range(g.kd):
+            idd = od * g.sd - g.pd + a * g.dd
+            if idd < 0 or idd >= g.D:
+                continue
+            wplane = wk + a * g.kh * g.kw
+            if g.sw == 1:
+                if not adjoint:
+                    if floating is float:
+                        cgc_dw_plane_f(y + od * g.OH * g.OW, g.OH, g.OW, x + idd * g.H * g.W, g.H, g.W,
+                                       wplane, g.kh, g.kw, g.sh, g.ph, g.dh, g.dw, g.pw)
+                    else:
+                        cgc_dw_plane_d(y + od * g.OH * g.OW, g.OH, g.OW, x + idd * g.H * g.W, g.H, g.W,
+                                       wplane, g.kh, g.kw, g.sh, g.ph, g.dh, g.dw, g.pw)
+                else:
+                    if floating is float:
+                        cgc_dw_plane_adj_f(y + idd * g.H * g.W, g.H, g.W, x + od * g.OH * g.OW, g.OH,
+                                           g.OW, wplane, g.kh, g.kw, g.sh, g.ph, g.dh, g.dw, g.pw)
+                    else:
+                        cgc_dw_plane_adj_d(y + idd * g.H * g.W, g.H, g.W, x + od * g.OH * g.OW, g.OH,
+                                           g.OW, wplane, g.kh, g.kw, g.sh, g.ph, g.dh, g.dw, g.pw)
+                continue
+            # strided along the last axis: plain loops
+            for oh in range(g.OH):
+                for b in range(g.kh):
+                    ih = oh * g.sh - g.ph + b * g.dh
+                    if ih < 0 or ih >= g.H:
+                        continue
+                    for e in range(g.kw):
+                        base = e * g.dw - g.pw
+                        _valid_range(base, g.sw, g.W, g.OW, &ow_lo, &ow_hi)
+                        if not adjoint:
+                            yrow = y + (od * g.OH + oh) * g.OW
+                            xrow = x + (idd * g.H + ih) * g.W
+                            for q in range(ow_lo, ow_hi):
+                                yrow[q] += wplane[b * g.kw + e] * xrow[q * g.sw + base]
+                        else:
+                            yrow = y + (idd * g.H + ih) * g.W
+                            xrow = x + (od * g.OH + oh) * g.OW
+                            for q in range(ow_lo, ow_hi):
+                                yrow[q * g.sw + base] += wplane[b * g.kw + g.kw - 1 - e] * xrow[q]
+
+
+def depthwise_forward(
+    const floating[:, :, ::1] x,     # IN: (N, C, S)
+    const floating[:, ::1] w,        # IN: (C * m, K)
+    const floating[::1] bias,        # IN: (C * m,), or (0,) for no bias
+    floating[:, :, ::1] out,         # OUT: (N, C * m, P)
+    tuple geom,                      # IN
+):
+    """Depthwise convolution (groups == C), direct loops, parallel over (sample, channel)."""
+    cdef Geom g
+    _make_geom(&g, geom, x.shape[0], x.shape[1], w.shape[0], x.shape[1])
+    _check_depthwise(&g)
+    _check("w", (w.shape[0], w.shape[1]), (g.O, g.Kg))
+    _check("out", (out.shape[0], out.shape[1], out.shape[2]), (g.N, g.O, g.P))
+    cdef bint has_bias = bias.shape[0] > 0
+    if has_bias:
+        _check("bias", (bias.shape[0],), (g.O,))
+    if g.N == 0 or g.O == 0 or g.P == 0:
+        return
+    cdef Py_ssize_t m = g.Og, r, n, o, i
+    cdef floating bv
+    with nogil:
+        for r in prange(g.N * g.O, schedule="static",
+                        num_threads=n_threads_for(g.N * g.O * g.P * g.K // 16)):
+            n = r // g.O
+            o = r % g.O
+            bv = bias[o] if has_bias else 0
+            for i in range(g.P):
+                out[n, o, i] = bv
+            _dw_plane_corr(&out[n, o, 0], &x[n, o // m, 0], &w[o, 0], &g, False)
+
+
+def depthwise_backward_input(
+    const floating[:, :, ::1] gout,  # IN: (N, C * m, P)
+    const floating[:, ::1] w,        # IN: (C * m, K)
+    floating[:, :, ::1] gx,          # OUT: (N, C, S) (overwritten)
+    tuple geom,                      # IN
+):
+    """Input gradient of the depthwise convolution, parallel over (sample, channel)."""
+    cdef Geom g
+    _make_geom(&g, geom, gx.shape[0], gx.shape[1], w.shape[0], gx.shape[1])
+    _check_depthwise(&g)
+    _check("gout", (gout.shape[0], gout.shape[1], gout.shape[2]), (g.N, g.O, g.P))
+    _check("w", (w.shape[0], w.shape[1]), (g.O, g.Kg))
+    if g.N == 0 or g.C == 0 or g.S == 0:
+        return
+    # kernel with the last axis reversed (the row loop of the adjoint is a correlation)
+    wrev_arr = np.ascontiguousarray(np.asarray(w).reshape(g.O, g.kd * g.kh, g.kw)[:, :, ::-1]
+                                    ).reshape(g.O, g.K)
+    cdef const floating[:, ::1] wrev = wrev_arr
+    cdef Py_ssize_t m = g.Og, r, n, c, j, i
+    with nogil:
+        for r in prange(g.N * g.C, schedule="static",
+                        num_threads=n_threads_for(g.N * g.O * g.P * g.K // 16)):
+            n = r // g.C
+            c = r % g.C
+            for i in range(g.S):
+                gx[n, c, i] = 0
+            for j in range(m):
+                if g.P > 0:
+                    _dw_plane_corr(&gx[n, c, 0], &gout[n, c * m + j, 0], &wrev[c * m + j, 0], &g,
+                                   True)
+
+
+def depthwise_backward_weight(
+    const floating[:, :, ::1] x,     # IN: (N, C, S)
+    const floating[:, :, ::1] gout,  # IN: (N, C * m, P)
+    floating[:, ::1] gw,             # OUT: (C * m, K) (overwritten)
+    tuple geom,                      # IN
+):
+    """Weight gradient of the depthwise convolution: per output channel, accumulated in double."""
+    cdef Geom g
+    _make_geom(&g, geom, x.shape[0], x.shape[1], gw.shape[0], x.shape[1])
+    _check_depthwise(&g)
+    _check("gout", (gout.shape[0], gout.shape[1], gout.shape[2]), (g.N, g.O, g.P))
+    _check("gw", (gw.shape[0], gw.shape[1]), (g.O, g.Kg))
+    if g.O == 0 or g.K == 0:
+        return
+    cdef double[:, ::1] acc = np.zeros((g.O, g.K))
+    # per output channel: CGC_L partial sums per tap over one sample, in the input precision
+    cdef floating[:, ::1] lanes = np.empty((g.O, g.K * CGC_L),
+                                           dtype=np.float32 if floating is float else np.float64)
+    cdef Py_ssize_t m = g.Og, o, n, c, od, oh, a, b, idd, ih, e, q, base, lo, hi, k, j
+    cdef const floating *gplane
+    cdef const floating *xplane
+    cdef floating *ln
+    cdef double s
+    with nogil:
+        for o in prange(g.O, schedule="static",
+                        num_threads=n_threads_for(g.N * g.O * g.P * g.K // 16)):
+            c = o // m
+            ln = &lanes[o, 0]
+            for n in range(g.N):
+                for k in range(g.K * CGC_L):
+                    ln[k] = 0
+                for od in range(g.OD):
+                    gplane = &gout[n, o, od * g.OH * g.OW]
+                    for a in range(g.kd):
+                        idd = od * g.sd - g.pd + a * g.dd
+                        if idd < 0 or idd >= g.D:
+                            continue
+                        xplane = &x[n, c, idd * g.H * g.W]
+                        k = a * g.kh * g.kw
+                        if g.sw == 1:
+                            if floating is float:
+                                cgc_dw_plane_dots_f(gplane, g.OH, g.OW, xplane, g.H, g.W, g.kh, g.kw,
+                                                    g.sh, g.ph, g.dh, g.dw, g.pw, ln + k * CGC_L)
+                            else:
+                                cgc_dw_plane_dots_d(gplane, g.OH, g.OW, xplane, g.H, g.W, g.kh, g.kw,
+                                                    g.sh, g.ph, g.dh, g.dw, g.pw, ln + k * CGC_L)
+                            continue
+                        for oh in range(g.OH):
+                            for b in range(g.kh):
+                                ih = oh * g.sh - g.ph + b * g.dh
+                                if ih < 0 or ih >= g.H:
+                                    continue
+                                for e in range(g.kw):
+                                    base = e * g.dw - g.pw
+                                    _valid_range(base, g.sw, g.W, g.OW, &lo, &hi)
+                                    s = 0
+                                    for q in range(lo, hi):
+                                        s = s + gplane[oh * g.OW + q] * xplane[ih * g.W + q * g.sw + base]
+                                    ln[(k + b * g.kw + e) * CGC_L] += <floating> s
+                # this sample's partial sums, added in double in a fixed order
+                for k in range(g.K):
+                    s = 0
+                    for j in range(CGC_L):
+                        s = s + ln[k * CGC_L + j]
+                    acc[o, k] += s
+            for k in range(g.K):
+                gw[o, k] = <floating> acc[o, k]
+
+
+# ---------------------------------------------------------------------------------------------
+# unfold / fold
+
+def im2col(
+    const floating[:, :, ::1] x,     # IN: (N, C, S)
+    floating[:, :, ::1] col,         # OUT: (N, C * K, P)
+    tuple geom,                      # IN
+):
+    """col[n] := im2col(x[n]) over all output positions, parallel over (sample, channel)."""
+    cdef Geom g
+    _make_geom(&g, geom, x.shape[0], x.shape[1], 1, 1)
+    _check("x", (x.shape[0], x.shape[1], x.shape[2]), (g.N, g.C, g.S))
+    _check("col", (col.shape[0], col.shape[1], col.shape[2]), (g.N, g.C * g.K, g.P))
+    if g.N == 0 or g.C == 0 or g.P == 0:
+        return
+    cdef Py_ssize_t r
+    with nogil:
+        for r in prange(g.N * g.C, schedule="static",
+                        num_threads=n_threads_for(g.N * g.C * g.K * g.P // 8)):
+            _im2col(&x[r // g.C, 0, 0], &g, r % g.C, r % g.C + 1, 0, g.P,
+                    &col[r // g.C, (r % g.C) * g.K, 0])
+
+
+def col2im(
+    const floating[:, :, ::1] col,   # IN: (N, C * K, P)
+    floating[:, :, ::1] x,           # OUT: (N, C, S) (overwritten)
+    tuple geom,                      # IN
+):
+    """x[n] := col2im(col[n]) (sums overlapping blocks), parallel over (sample, channel)."""
+    cdef Geom g
+    _make_geom(&g, geom, x.shape[0], x.shape[1], 1, 1)
+    _check("col", (col.shape[0], col.shape[1], col.shape[2]), (g.N, g.C * g.K, g.P))
+    if g.N == 0 or g.C == 0 or g.S == 0:
+        return
+    cdef Py_ssize_t r
+    with nogil:
+        for r in prange(g.N * g.C, schedule="static",
+                        num_threads=n_threads_for(g.N * g.C * g.K * g.P // 8)):
+            memset(&x[r // g.C, r % g.C, 0], 0, g.S * sizeof(floating))
+            if g.P > 0:
+                _col2im(&col[r // g.C, (r % g.C) * g.K, 0], &g, r % g.C, r % g.C + 1, 0, g.P,
+                        &x[r // g.C, 0, 0])

@@ -1,0 +1,32 @@
+"""Selective state-space scan kernels, float32 / float64 (see scan.pyx).
+
+u, delta, z, out: (batch, dim, L) C-contiguous; A: (dim, NP) with NP a multiple of 8 (the state
+size zero-padded); B and C: flat buffers of rows of NP values, the row of (batch b, channel d,
+step t) at ``b * sb + (d // q) * sg + t * st`` with the geometry tuple ``(sb, q, sg, st)``.
+Optional arrays (D, z, bias, h0, states, glast, dz, dh0, dB, dC) are passed empty to mean "absent".
+Shapes are the caller's promise: they are not checked.
+"""
+
+import numpy as np
+import numpy.typing as npt
+
+_Array = npt.NDArray[np.floating]
+_F64 = npt.NDArray[np.float64]
+
+def selective_scan_forward(u: _Array, delta: _Array, A: _Array, B: _Array, b_geom: tuple[int, int, int, int],
+                           C: _Array, c_geom: tuple[int, int, int, int], D: _Array, z: _Array, bias: _Array,
+                           softplus: bool, h0: _Array, out: _Array, states: _Array, last: _Array,
+                           chunk: int) -> None:
+    """out := the scan's output; last := the final state (batch, dim, NP); states (batch, dim,
+    ceil(L / chunk), NP) := the state entering each chunk (skipped when states is empty)."""
+
+def selective_scan_backward(u: _Array, delta: _Array, A: _Array, B: _Array, b_geom: tuple[int, int, int, int],
+                            C: _Array, c_geom: tuple[int, int, int, int], D: _Array, z: _Array, bias: _Array,
+                            softplus: bool, h0: _Array, states: _Array, gout: _Array, glast: _Array,
+                            chunk: int, cb: int, du: _Array, ddelta: _Array, dz: _Array, dh0: _Array,
+                            dA: _F64, dD: _F64, dbias: _F64, dB: _F64, db_geom: tuple[int, int, int, int],
+                            dC: _F64, dc_geom: tuple[int, int, int, int]) -> None:
+    """Gradients of the scan given gout (and glast). du, ddelta, dz, dh0 are complete; dA (batch,
+    dim, NP), dD and dbias (batch, dim) are per-batch partials and dB / dC partial rows
+    ``(per_b, q, per_item, st)``-addressed in float64, summed over batch / blocks by the caller.
+    Work items are (batch, block of cb channels); cb must divide dim."""

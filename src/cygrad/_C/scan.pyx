@@ -1,0 +1,559 @@
+"""Selective state-space scan kernels (Mamba's selective_scan): forward / backward, float32 / float64.
+
+For one channel (batch b, channel d) with a state of size n::
+
+    dt_t = softplus(delta_t + bias_d)          (or delta_t + bias_d)
+    h_t  = exp(dt_t * A_d) * h_{t-1} + dt_t * u_t * B_t     (h_{-1} = h0, or 0)
+    y_t  = C_t . h_t
+    out_t = (y_t + D_d * u_t) * silu(z_t)      (each factor optional)
+
+Layout (prepared by ``cygrad.ops.scan``; nothing is checked here beyond the documented
+promises): ``u``, ``delta``, ``z``, ``out`` are (batch, dim, L) C-contiguous; ``A`` is
+(dim, NP) with the state size n padded with zeros to NP, a multiple of 8; ``B`` and ``C`` are
+flat buffers read as rows of NP values: the row for channel d of batch b at step t starts at
+``b * sb + (d // q) * sg + t * st`` (time-varying (batch, groups, L, NP): ``sb = G*L*NP,
+q = dim/G, sg = L*NP, st = NP``; time-invariant (dim, NP): ``sb = 0, q = 1, sg = NP, st = 0``).
+Padded state entries have A = B = C = 0 and so stay 0.
+
+The forward runs the recurrence in chunks of ``chunk`` steps and stores the state entering each
+chunk in ``states`` (batch, dim, n_chunks, NP); nothing else is kept. The backward walks the
+chunks in reverse: it recomputes a chunk's states and decays from its entry state into
+per-thread buffers, then runs the reverse recurrence through it. Memory beyond the inputs and
+outputs is O(batch * dim * NP * L / chunk) plus per-thread O(chunk * NP).
+
+Parallelism: the forward is a ``prange`` over the (batch, channel) pairs. The backward is a
+``prange`` over work items (batch, block of ``cb`` consecutive channels); an item handles its
+channels one after the other and accumulates the gradients of the shared tensors into buffers
+that only it writes (float64): dB / dC of time-varying B / C per (batch, block), time-invariant
+ones, dA, dD and d(bias) per (batch, channel). The caller sums those partials in a fixed order.
+The block size depends only on the shapes, so results are bitwise independent of the thread
+count.
+
+The per-step loops over the state are C functions below (vectorised over NP; compiled for
+AVX-512 / AVX2 / baseline x86-64 and picked at load time, as in ``_vmath.h``, whose branch-free
+exp / log1p they use). Dot products over the state use 8 partial sums added in a fixed order.
+float32 inputs keep the state in float32 (like Mamba's CUDA kernel); the reductions across
+channels, time or batch (dA, dD, d(bias), time-invariant dB / dC, and the cross-channel sums of
+dB / dC) accumulate in float64.
+"""
+
+from cython cimport floating
+from cython.parallel cimport prange, parallel
+from libc.stdlib cimport malloc, free
+from libc.string cimport memset, memcpy
+
+from ._parallel cimport n_threads_for
+
+cdef extern from *:
+    """
+    #if defined(__GNUC__) && !defined(__clang__)
+    #pragma GCC push_options
+    /* lets gcc if-convert (vectorise) the selects of the branch-free maths; changes no result */
+    #pragma GCC optimize("no-trapping-math")
+    #endif
+    #if defined(__GNUC__)
+    #pragma GCC diagnostic push
+    #pragma GCC diagnostic ignored "-Wunused-function"
+    #endif
+    #include "_vmath.h"
+    #include <string.h>
+
+    /* sigmoid(x) from e = exp(-|x|) */
+    #define CG_SIG(x, e, one) ((x) >= 0 ? (one) / ((one) + (e)) : (e) / ((one) + (e)))
+    /* fixed-order sum of 8 lanes */
+    #define CG_SUM8(a) ((((a)[0] + (a)[4]) + ((a)[2] + (a)[6])) + (((a)[1] + (a)[5]) + ((a)[3] + (a)[7])))
+
+    /* The state loops work on 8 lanes at a time (the state is padded to a multiple of 8). With
+     * gcc / clang they use vector extensions (one AVX2 register of floats, one AVX-512 or two AVX2
+     * registers of doubles; the baseline clone splits them into SSE2 operations); other compilers
+     * get plain loops over 8-element arrays. */
+    #if defined(__GNUC__) || defined(__clang__)
+    typedef float cg_v8f __attribute__((vector_size(32)));
+    typedef double cg_v8d __attribute__((vector_size(64)));
+    #define CG_VLOAD(V, v, p) memcpy(&(v), (p), sizeof(V))
+    #define CG_VSTORE(V, p, v) memcpy((p), &(v), sizeof(V))
+    #define CG_TO_D_f(v) __builtin_convertvector((v), cg_v8d)
+    #define CG_TO_D_d(v) (v)
+    #define CG_VZERO(V, v) memset(&(v), 0, sizeof(V))
+    #endif
+
+    #define CG_SCAN_KERNELS(T, S, V, EXP, LOG1PU)                                                     \\
+    /* dt[t] = softplus(raw[t] + bias) (threshold 20, as torch) or raw[t] + bias; sig[t] = d dt / d raw */ \\
+    CG_CLONES static void cg_scan_dt_##S(ptrdiff_t nt, const T *raw, T bias, int softplus, T *dt,       \\
+                                         T *sig)                                                         \\
+    {                                                                                                   \\
+        if (softplus) {                                                                                 \\
+            CG_IVDEP for (ptrdiff_t t = 0; t < nt; t++) {                                               \\
+                T x = raw[t] + bias;                                                                    \\
+                T a = x < 0 ? -x : x;                                                                   \\
+                T e = EXP(-a);                                                                          \\
+                T sp = (x > 0 ? x : (T)0) + LOG1PU(e);                                                  \\
+                dt[t] = x > (T)20 ? x : sp;                                                             \\
+                T s = CG_SIG(x, e, (T)1);                                                               \\
+                sig[t] = x > (T)20 ? (T)1 : s;                                                          \\
+            }                                                                                           \\
+        } else {                                                                                        \\
+            CG_IVDEP for (ptrdiff_t t = 0; t < nt; t++) {                                               \\
+                dt[t] = raw[t] + bias;                                                                  \\
+                sig[t] = (T)1;                                                                          \\
+            }                                                                                           \\
+        }                                                                                               \\
+    }                                                                                                   \\
+                                                                                                        \\
+    /* One chunk of the recurrence. h: the state entering the chunk. E (nt * np): receives the decays  \\
+     * E[t*np + i] = exp(dt_t A_i). Writes y[t] = C_t . h_t. Without keep, h is updated to the state    \\
+     * leaving the chunk; with keep, h is left unchanged and H[t*np + i] = h_t[i] (the caller reads the \\
+     * last row). */                                                                                   \\
+    CG_CLONES static void cg_scan_fwd_chunk_##S(ptrdiff_t nt, ptrdiff_t np, T *h, const T *A,        \\
+        const T *dt, const T *u, const T *Bp, ptrdiff_t bst, const T *Cp, ptrdiff_t cst, T *y,          \\
+        T *E, T *H, int keep)                                                                           \\
+    {                                                                                                   \\
+        for (ptrdiff_t t = 0; t < nt; t++) {                                                            \\
+            const T d = dt[t];                                                                          \\
+            T *e = E + t * np;                                                                          \\
+            CG_IVDEP for (ptrdiff_t i = 0; i < np; i++) e[i] = d * A[i];                                \\
+        }                                                                                               \\
+        const ptrdiff_t ne = nt * np;                                                                   \\
+        CG_IVDEP for (ptrdiff_t k = 0; k < ne; k++) E[k] = EXP(E[k]);                                   \\
+        for (ptrdiff_t t = 0; t < nt; t++) {                                                            \\
+            const T x = dt[t] * u[t];                                                                   \\
+            const T *b = Bp + t * bst;                                                                  \\
+            const T *c = Cp + t * cst;                                                                  \\
+            const T *e = E + t * np;                                                                    \\
+            const T *hp = keep ? (t ? H + (t - 1) * np : h) : h;                                        \\
+            T *hc = keep ? H + t * np : h;                                                              \\
+            V acc, ev, hv, bv, cv, v;                                                                   \\
+            CG_VZERO(V, acc);                                                                           \\
+            for (ptrdiff_t j = 0; j < np; j += 8) {                                                     \\
+                CG_VLOAD(V, ev, e + j);                                                                 \\
+                CG_VLOAD(V, hv, hp + j);                                                                \\
+                CG_VLOAD(V, bv, b + j);                                                                 \\
+                CG_VLOAD(V, cv, c + j);                                                                 \\
+                v = ev * hv + x * bv;                                                                   \\
+                CG_VSTORE(V, hc + j, v);                                                                \\
+                acc += cv * v;                                                                          \\
+            }                                                                                           \\
+            y[t] = CG_SUM8(acc);                                                                        \\
+        }                                                                                               \\
+    }                                                                                                   \\
+                                                                                                        \\
+    /* out[t] = (y[t] + Dd u[t]) * silu(z[t]) (z may be NULL) */                                        \\
+    CG_CLONES static void cg_scan_out_##S(ptrdiff_t nt, const T *y, const T *u, T Dd, const T *z,     \\
+                                          T *out)                                                        \\
+    {                                                                                                   \\
+        if (z) {                                                                                        \\
+            CG_IVDEP for (ptrdiff_t t = 0; t < nt; t++) {                                               \\
+                T zz = z[t];                                                                            \\
+                T e = EXP(-(zz < 0 ? -zz : zz));                                                        \\
+                T s = CG_SIG(zz, e, (T)1);                                                              \\
+                out[t] = (y[t] + Dd * u[t]) * (zz * s);                                                 \\
+            }                                                                                           \\
+        } else {                                                                                        \\
+            CG_IVDEP for (ptrdiff_t t = 0; t < nt; t++) out[t] = y[t] + Dd * u[t];                      \\
+        }                                                                                               \\
+    }                                                                                                   \\
+                                                                                                        \\
+    /* From the output gradient g: gy[t] = d/dy, dz[t] (if z), dud[t] = gy D (the direct u term);     \\
+     * returns sum_t gy[t] u[t] (the D gradient of the chunk, in double). */                           \\
+    CG_CLONES static double cg_scan_gout_##S(ptrdiff_t nt, const T *g, const T *y, const T *u, T Dd,  \\
+                                             const T *z, T *gy, T *dz, T *dud)                          \\
+    {                                                                                                   \\
+        if (z) {                                                                                        \\
+            CG_IVDEP for (ptrdiff_t t = 0; t < nt; t++) {                                               \\
+                T zz = z[t];                                                                            \\
+                T e = EXP(-(zz < 0 ? -zz : zz));                                                        \\
+                T s = CG_SIG(zz, e, (T)1);                                                              \\
+                T o = y[t] + Dd * u[t];                                                                 \\
+                dz[t] = g[t] * o * (s * ((T)1 + zz * ((T)1 - s)));                                      \\
+                gy[t] = g[t] * (zz * s);                                                                \\
+            }                                                                                           \\
+        } else {                                                                                        \\
+            CG_IVDEP for (ptrdiff_t t = 0; t < nt; t++) gy[t] = g[t];                                   \\
+        }                                                                                               \\
+        double sd = 0.0;                                                                                \\
+        for (ptrdiff_t t = 0; t < nt; t++) {                                                            \\
+            dud[t] = gy[t] * Dd;                                                                        \\
+            sd += (double)(gy[t] * u[t]);                                                               \\
+        }                                                                                               \\
+        return sd;                                                                                      \\
+    }                                                                                                   \\
+                                                                                                        \\
+    /* Reverse recurrence through one chunk (E, H from cg_scan_fwd_chunk with keep; h0: the state     \\
+     * entering the chunk). dh: gradient of the state leaving the chunk, updated to the one of the      \\
+     * state entering it. Writes ddt[t] (gradient of dt_t) and adds the u gradient through the state    \\
+     * to du[t]; accumulates dA (per channel, double) and, if non-NULL, dB / dC rows (double; row t at  \\
+     * dB + t * dbst). */                                                                               \\
+    CG_CLONES static void cg_scan_bwd_chunk_##S(ptrdiff_t nt, ptrdiff_t np, T *dh, const T *h0,      \\
+        const T *A, const T *dt, const T *u, const T *Bp, ptrdiff_t bst, const T *Cp, ptrdiff_t cst,    \\
+        const T *E, const T *H, const T *gy, T *ddt, T *du, double *dA, double *dB, ptrdiff_t dbst,     \\
+        double *dC, ptrdiff_t dcst)                                                                     \\
+    {                                                                                                   \\
+        for (ptrdiff_t t = nt - 1; t >= 0; t--) {                                                       \\
+            const T d = dt[t];                                                                          \\
+            const T x = d * u[t];                                                                       \\
+            const T g = gy[t];                                                                          \\
+            const T *b = Bp + t * bst;                                                                  \\
+            const T *c = Cp + t * cst;                                                                  \\
+            const T *e = E + t * np;                                                                    \\
+            const T *hc = H + t * np;                                                                   \\
+            const T *hp = t ? H + (t - 1) * np : h0;                                                    \\
+            double *dc = dC ? dC + t * dcst : NULL;                                                     \\
+            double *db = dB ? dB + t * dbst : NULL;                                                     \\
+            V s1, s2, dv, cv, hcv, hpv, ev, av, bv, q;                                                  \\
+            cg_v8d acc;                                                                                 \\
+            CG_VZERO(V, s1);                                                                            \\
+            CG_VZERO(V, s2);                                                                            \\
+            for (ptrdiff_t j = 0; j < np; j += 8) {                                                     \\
+                CG_VLOAD(V, dv, dh + j);                                                                \\
+                CG_VLOAD(V, cv, c + j);                                                                 \\
+                CG_VLOAD(V, ev, e + j);                                                                 \\
+                CG_VLOAD(V, hpv, hp + j);                                                               \\
+                CG_VLOAD(V, av, A + j);                                                                 \\
+                CG_VLOAD(V, bv, b + j);                                                                 \\
+                dv = dv + g * cv;                        /* gradient of h_t */                          \\
+                if (dc) {                                                                               \\
+                    CG_VLOAD(V, hcv, hc + j);                                                           \\
+                    CG_VLOAD(cg_v8d, acc, dc + j);                                                      \\
+                    acc += CG_TO_D_##S(g * hcv);                                                        \\
+                    CG_VSTORE(cg_v8d, dc + j, acc);                                                     \\
+                }                                                                                       \\
+                if (db) {                                                                               \\
+                    CG_VLOAD(cg_v8d, acc, db + j);                                                      \\
+                    acc += CG_TO_D_##S(dv * x);                                                         \\
+                    CG_VSTORE(cg_v8d, db + j, acc);                                                     \\
+                }                                                                                       \\
+                q = dv * hpv * ev;                       /* gradient of dt_t A_i */                     \\
+                CG_VLOAD(cg_v8d, acc, dA + j);                                                          \\
+                acc += CG_TO_D_##S(q * d);                                                              \\
+                CG_VSTORE(cg_v8d, dA + j, acc);                                                         \\
+                s1 += q * av;                                                                           \\
+                s2 += dv * bv;                                                                          \\
+                dv = dv * ev;                            /* gradient of h_{t-1} */                      \\
+                CG_VSTORE(V, dh + j, dv);                                                               \\
+            }                                                                                           \\
+            T r1 = CG_SUM8(s1);                                                                         \\
+            T r2 = CG_SUM8(s2);                                                                         \\
+            ddt[t] = r1 + r2 * u[t];                                                                    \\
+            du[t] += r2 * d;                                                                            \\
+        }                                                                                               \\
+    }
+
+    #if defined(__GNUC__) || defined(__clang__)
+    CG_SCAN_KERNELS(float, f, cg_v8f, cg_expf, cg_log1pf_unit)
+    CG_SCAN_KERNELS(double, d, cg_v8d, cg_exp, cg_log1p_unit)
+    #else
+    #error "cygrad._C.scan needs GCC or clang vector extensions"
+    #endif
+
+    #if defined(__GNUC__)
+    #pragma GCC diagnostic pop
+    #endif
+    #if defined(__GNUC__) && !defined(__clang__)
+    #pragma GCC pop_options
+    #endif
+    """
+    void cg_scan_dt_f(Py_ssize_t nt, const float *raw, float bias, int softplus, float *dt, float *sig) nogil
+    void cg_scan_dt_d(Py_ssize_t nt, const double *raw, double bias, int softplus, double *dt, double *sig) nogil
+    void cg_scan_fwd_chunk_f(Py_ssize_t nt, Py_ssize_t np, float *h, const float *A, const float *dt,
+                             const float *u, const float *Bp, Py_ssize_t bst, const float *Cp, Py_ssize_t cst,
+                             float *y, float *E, float *H, int keep) nogil
+    void cg_scan_fwd_chunk_d(Py_ssize_t nt, Py_ssize_t np, double *h, const double *A, const double *dt,
+                             const double *u, const double *Bp, Py_ssize_t bst, const double *Cp, Py_ssize_t cst,
+                             double *y, double *E, double *H, int keep) nogil
+    void cg_scan_out_f(Py_ssize_t nt, const float *y, const float *u, float Dd, const float *z, float *out) nogil
+    void cg_scan_out_d(Py_ssize_t nt, const double *y, const double *u, double Dd, const double *z,
+                       double *out) nogil
+    double cg_scan_gout_f(Py_ssize_t nt, const float *g, const float *y, const float *u, float Dd,
+                          const float *z, float *gy, float *dz, float *dud) nogil
+    double cg_scan_gout_d(Py_ssize_t nt, const double *g, const double *y, const double *u, double Dd,
+                          const double *z, double *gy, double *dz, double *dud) nogil
+    void cg_scan_bwd_chunk_f(Py_ssize_t nt, Py_ssize_t np, float *dh, const float *h0, const float *A,
+                             const float *dt, const float *u, const float *Bp, Py_ssize_t bst, const float *Cp,
+                             Py_ssize_t cst, const float *E, const float *H, const float *gy, float *ddt,
+                             float *du, double *dA, double *dB, Py_ssize_t dbst, double *dC,
+                             Py_ssize_t dcst) nogil
+    void cg_scan_bwd_chunk_d(Py_ssize_t nt, Py_ssize_t np, double *dh, const double *h0, const double *A,
+                             const double *dt, const double *u, const double *Bp, Py_ssize_t bst,
+                             const double *Cp, Py_ssize_t cst, const double *E, const double *H,
+                             const double *gy, double *ddt, double *du, double *dA, double *dB,
+                             Py_ssize_t dbst, double *dC, Py_ssize_t dcst) nogil
+
+
+# ---------------------------------------------------------------------------------------------
+# dtype dispatch
+
+cdef inline void _dt(Py_ssize_t nt, const floating *raw, floating bias, bint softplus, floating *dt,
+                     floating *sig) noexcept nogil:
+    if floating is float:
+        cg_scan_dt_f(nt, raw, bias, softplus, dt, sig)
+    else:
+        cg_scan_dt_d(nt, raw, bias, softplus, dt, sig)
+
+
+cdef inline void _fwd_chunk(Py_ssize_t nt, Py_ssize_t np, floating *h, const floating *A, const floating *dt,
+                            const floating *u, const floating *Bp, Py_ssize_t bst, const floating *Cp,
+                            Py_ssize_t cst, floating *y, floating *E, floating *H, bint keep) noexcept nogil:
+    if floating is float:
+        cg_scan_fwd_chunk_f(nt, np, h, A, dt, u, Bp, bst, Cp, cst, y, E, H, keep)
+    else:
+        cg_scan_fwd_chunk_d(nt, np, h, A, dt, u, Bp, bst, Cp, cst, y, E, H, keep)
+
+
+cdef inline void _out(Py_ssize_t nt, const floating *y, const floating *u, floating Dd, const floating *z,
+                      floating *out) noexcept nogil:
+    if floating is float:
+        cg_scan_out_f(nt, y, u, Dd, z, out)
+    else:
+        cg_scan_out_d(nt, y, u, Dd, z, out)
+
+
+cdef inline double _gout(Py_ssize_t nt, const floating *g, const floating *y, const floating *u, floating Dd,
+                         const floating *z, floating *gy, floating *dz, floating *dud) noexcept nogil:
+    if floating is float:
+        return cg_scan_gout_f(nt, g, y, u, Dd, z, gy, dz, dud)
+    else:
+        return cg_scan_gout_d(nt, g, y, u, Dd, z, gy, dz, dud)
+
+
+cdef inline void _bwd_chunk(Py_ssize_t nt, Py_ssize_t np, floating *dh, const floating *h0, const floating *A,
+                            const floating *dt, const floating *u, const floating *Bp, Py_ssize_t bst,
+                            const floating *Cp, Py_ssize_t cst, const floating *E, const floating *H,
+                            const floating *gy, floating *ddt, floating *du, double *dA, double *dB,
+                            Py_ssize_t dbst, double *dC, Py_ssize_t dcst) noexcept nogil:
+    if floating is float:
+        cg_scan_bwd_chunk_f(nt, np, dh, h0, A, dt, u, Bp, bst, Cp, cst, E, H, gy, ddt, du, dA, dB, dbst, dC, dcst)
+    else:
+        cg_scan_bwd_chunk_d(nt, np, dh, h0, A, dt, u, Bp, bst, Cp, cst, E, H, gy, ddt, du, dA, dB, dbst, dC, dcst)
+
+
+cdef inline void* _alloc(size_t nbytes) noexcept nogil:
+    return malloc(nbytes if nbytes > 0 else 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Forward
+
+def selective_scan_forward(
+    const floating[:, :, ::1] u,        # IN (batch, dim, L)
+    const floating[:, :, ::1] delta,    # IN (batch, dim, L)
+    const floating[:, ::1] A,           # IN (dim, NP), NP % 8 == 0
+    const floating[::1] B,              # IN flat rows of NP (see module doc)
+    tuple b_geom,                       # IN (sb, q, sg, st)
+    const floating[::1] C,              # IN flat rows of NP
+    tuple c_geom,                       # IN (sb, q, sg, st)
+    const floating[::1] D,              # IN (dim,) or empty (no D term)
+    const floating[:, :, ::1] z,        # IN (batch, dim, L) or (0, 0, 0) (no gate)
+    const floating[::1] bias,           # IN (dim,) or empty (no delta bias)
+    bint softplus,                      # IN
+    const floating[:, :, ::1] h0,       # IN (batch, dim, NP) initial state, or (0, 0, 0) for zeros
+    floating[:, :, ::1] out,            # OUT (batch, dim, L)
+    floating[:, :, :, ::1] states,      # OUT (batch, dim, ceil(L / chunk), NP) entry states, or (0,0,0,0)
+    floating[:, :, ::1] last,           # OUT (batch, dim, NP) the state after the last step
+    Py_ssize_t chunk,                   # IN >= 1
+):
+    """Selective scan forward (see the module docstring); shapes are checked by the caller."""
+    cdef Py_ssize_t batch = u.shape[0], dim = u.shape[1], L = u.shape[2], NP = A.shape[1]
+    cdef Py_ssize_t b_sb = b_geom[0], b_q = b_geom[1], b_sg = b_geom[2], b_st = b_geom[3]
+    cdef Py_ssize_t c_sb = c_geom[0], c_q = c_geom[1], c_sg = c_geom[2], c_st = c_geom[3]
+    cdef bint has_D = D.shape[0] > 0, has_z = z.shape[0] > 0, has_bias = bias.shape[0] > 0
+    cdef bint has_h0 = h0.shape[0] > 0, save = states.shape[0] > 0
+    cdef Py_ssize_t n_items = batch * dim, w, b, d, c0, nt, ci
+    cdef floating *h
+    cdef floating *dt
+    cdef floating *sig
+    cdef floating *y
+    cdef floating *E
+    cdef floating Dd, bb
+    cdef const floating *zp
+    cdef const floating *Bp
+    cdef const floating *Cp
+    cdef int failed[1]
+    failed[0] = 0
+    if n_items == 0:
+        return
+    if chunk < 1 or chunk > 4096:
+        raise ValueError(f"chunk must be in [1, 4096], got {chunk}")
+    with nogil, parallel(num_threads=n_threads_for(n_items * L * (NP + 4))):
+        h = <floating*> _alloc((NP + 3 * chunk + chunk * NP) * sizeof(floating))
+        dt = h + NP
+        sig = dt + chunk
+        y = sig + chunk
+        E = y + chunk
+        for w in prange(n_items, schedule="static"):
+            if h == NULL:
+                failed[0] = 1
+            else:
+                b = w // dim
+                d = w % dim
+                Dd = D[d] if has_D else 0
+                bb = bias[d] if has_bias else 0
+                if has_h0:
+                    memcpy(h, &h0[b, d, 0], NP * sizeof(floating))
+                else:
+                    memset(h, 0, NP * sizeof(floating))
+                ci = 0
+                c0 = 0
+                while c0 < L:
+                    nt = L - c0 if L - c0 < chunk else chunk
+                    if save:
+                        memcpy(&states[b, d, ci, 0], h, NP * sizeof(floating))
+                    _dt(nt, &delta[b, d, c0], bb, softplus, dt, sig)
+                    Bp = &B[0] + b * b_sb + (d // b_q) * b_sg + c0 * b_st
+                    Cp = &C[0] + b * c_sb + (d // c_q) * c_sg + c0 * c_st
+                    _fwd_chunk(nt, NP, h, &A[d, 0], dt, &u[b, d, c0], Bp, b_st, Cp, c_st, y, E,
+                               <floating*> NULL, False)
+                    zp = &z[b, d, c0] if has_z else NULL
+                    _out(nt, y, &u[b, d, c0], Dd, zp, &out[b, d, c0])
+                    c0 = c0 + nt
+                    ci = ci + 1
+                memcpy(&last[b, d, 0], h, NP * sizeof(floating))
+        free(h)
+    if failed[0]:
+        raise MemoryError("selective_scan: cannot allocate the per-thread buffers")
+
+
+# ---------------------------------------------------------------------------------------------
+# Backward
+
+def selective_scan_backward(
+    const floating[:, :, ::1] u,        # IN (batch, dim, L)
+    const floating[:, :, ::1] delta,    # IN (batch, dim, L)
+    const floating[:, ::1] A,           # IN (dim, NP)
+    const floating[::1] B,              # IN
+    tuple b_geom,                       # IN (sb, q, sg, st)
+    const floating[::1] C,              # IN
+    tuple c_geom,                       # IN (sb, q, sg, st)
+    const floating[::1] D,              # IN (dim,) or empty
+    const floating[:, :, ::1] z,        # IN (batch, dim, L) or (0, 0, 0)
+    const floating[::1] bias,           # IN (dim,) or empty
+    bint softplus,                      # IN
+    const floating[:, :, ::1] h0,       # IN (batch, dim, NP) or (0, 0, 0)
+    const floating[:, :, :, ::1] states,  # IN (batch, dim, ceil(L / chunk), NP) from the forward
+    const floating[:, :, ::1] gout,     # IN (batch, dim, L) gradient of out
+    const floating[:, :, ::1] glast,    # IN (batch, dim, NP) gradient of the last state, or (0, 0, 0)
+    Py_ssize_t chunk,                   # IN same as the forward
+    Py_ssize_t cb,                      # IN channels per work item; divides dim
+    floating[:, :, ::1] du,             # OUT (batch, dim, L)
+    floating[:, :, ::1] ddelta,         # OUT (batch, dim, L)
+    floating[:, :, ::1] dz,             # OUT (batch, dim, L) or (0, 0, 0)
+    floating[:, :, ::1] dh0,            # OUT (batch, dim, NP) or (0, 0, 0)
+    double[:, :, ::1] dA,               # OUT (batch, dim, NP) per-batch partials
+    double[:, ::1] dD,                  # OUT (batch, dim) partials (ignored without D)
+    double[:, ::1] dbias,               # OUT (batch, dim) partials of the delta-bias gradient
+    double[::1] dB,                     # OUT flat partial rows of NP, or empty (not needed)
+    tuple db_geom,                      # IN (per_b, q, per_item, st): row of (b, d, t) at
+                                        #    b * per_b + (d // q) * per_item + t * st
+    double[::1] dC,                     # OUT flat partial rows, or empty
+    tuple dc_geom,                      # IN as db_geom
+):
+    """Selective scan backward (see the module docstring). Every OUT array is overwritten."""
+    cdef Py_ssize_t batch = u.shape[0], dim = u.shape[1], L = u.shape[2], NP = A.shape[1]
+    cdef Py_ssize_t b_sb = b_geom[0], b_q = b_geom[1], b_sg = b_geom[2], b_st = b_geom[3]
+    cdef Py_ssize_t c_sb = c_geom[0], c_q = c_geom[1], c_sg = c_geom[2], c_st = c_geom[3]
+    cdef Py_ssize_t db_pb = db_geom[0], db_q = db_geom[1], db_pi = db_geom[2], db_st = db_geom[3]
+    cdef Py_ssize_t dc_pb = dc_geom[0], dc_q = dc_geom[1], dc_pi = dc_geom[2], dc_st = dc_geom[3]
+    cdef bint has_D = D.shape[0] > 0, has_z = z.shape[0] > 0, has_bias = bias.shape[0] > 0
+    cdef bint has_h0 = h0.shape[0] > 0, has_glast = glast.shape[0] > 0, want_dh0 = dh0.shape[0] > 0
+    cdef bint want_dB = dB.shape[0] > 0, want_dC = dC.shape[0] > 0
+    cdef Py_ssize_t n_blocks, n_items, w, b, d, k, c0, nt, ci, n_chunks, t
+    cdef floating *buf
+    cdef floating *dh
+    cdef floating *E
+    cdef floating *H
+    cdef floating *hs
+    cdef floating *dt
+    cdef floating *sig
+    cdef floating *y
+    cdef floating *gy
+    cdef floating *ddt
+    cdef double *dAacc
+    cdef floating Dd, bb
+    cdef double sD, sbias
+    cdef const floating *zp
+    cdef floating *dzp
+    cdef floating *dup
+    cdef floating *ddp
+    cdef const floating *Bp
+    cdef const floating *Cp
+    cdef double *dBp
+    cdef double *dCp
+    cdef int failed[1]
+    failed[0] = 0
+    if batch * dim == 0:
+        return
+    if chunk < 1 or chunk > 4096:
+        raise ValueError(f"chunk must be in [1, 4096], got {chunk}")
+    if cb < 1 or dim % cb != 0:
+        raise ValueError(f"block size {cb} does not divide dim {dim}")
+    n_chunks = (L + chunk - 1) // chunk
+    n_blocks = dim // cb
+    n_items = batch * n_blocks
+    # The dB / dC partials are accumulated with +=: clear them first.
+    if want_dB:
+        dB[:] = 0
+    if want_dC:
+        dC[:] = 0
+    with nogil, parallel(num_threads=n_threads_for(batch * dim * L * (2 * NP + 8))):
+        buf = <floating*> _alloc((2 * chunk * NP + 2 * NP + 6 * chunk) * sizeof(floating))
+        dAacc = <double*> _alloc(NP * sizeof(double))
+        E = buf
+        H = E + chunk * NP
+        dh = H + chunk * NP
+        hs = dh + NP
+        dt = hs + NP
+        sig = dt + chunk
+        y = sig + chunk
+        gy = y + chunk
+        ddt = gy + chunk
+        for w in prange(n_items, schedule="static"):
+            if buf == NULL or dAacc == NULL:
+                failed[0] = 1
+            else:
+                b = w // n_blocks
+                for k in range(cb):
+                    d = (w % n_blocks) * cb + k
+                    Dd = D[d] if has_D else 0
+                    bb = bias[d] if has_bias else 0
+                    sD = 0
+                    sbias = 0
+                    memset(dAacc, 0, NP * sizeof(double))
+                    if has_glast:
+                        memcpy(dh, &glast[b, d, 0], NP * sizeof(floating))
+                    else:
+                        memset(dh, 0, NP * sizeof(floating))
+                    ci = n_chunks - 1
+                    while ci >= 0:
+                        c0 = ci * chunk
+                        nt = L - c0 if L - c0 < chunk else chunk
+                        # recompute the chunk from its entry state
+                        memcpy(hs, &states[b, d, ci, 0], NP * sizeof(floating))
+                        _dt(nt, &delta[b, d, c0], bb, softplus, dt, sig)
+                        Bp = &B[0] + b * b_sb + (d // b_q) * b_sg + c0 * b_st
+                        Cp = &C[0] + b * c_sb + (d // c_q) * c_sg + c0 * c_st
+                        _fwd_chunk(nt, NP, hs, &A[d, 0], dt, &u[b, d, c0], Bp, b_st, Cp, c_st, y, E, H, True)
+                        # output side: gradient of y, z, D and the direct u term
+                        zp = &z[b, d, c0] if has_z else NULL
+                        dzp = &dz[b, d, c0] if has_z else NULL
+                        dup = &du[b, d, c0]
+                        sD = sD + _gout(nt, &gout[b, d, c0], y, &u[b, d, c0], Dd, zp, gy, dzp, dup)
+                        # reverse recurrence
+                        dBp = &dB[0] + b * db_pb + (d // db_q) * db_pi + c0 * db_st if want_dB else NULL
+                        dCp = &dC[0] + b * dc_pb + (d // dc_q) * dc_pi + c0 * dc_st if want_dC else NULL
+                        _bwd_chunk(nt, NP, dh, hs, &A[d, 0], dt, &u[b, d, c0], Bp, b_st, Cp, c_st, E, H, gy,
+                                   ddt, dup, dAacc, dBp, db_st, dCp, dc_st)
+                        # through softplus
+                        ddp = &ddelta[b, d, c0]
+                        for t in range(nt):
+                            ddp[t] = ddt[t] * sig[t]
+                            sbias = sbias + ddp[t]
+                        ci = ci - 1
+                    if want_dh0:
+                        memcpy(&dh0[b, d, 0], dh, NP * sizeof(floating))
+                    for t in range(NP):
+                        dA[b, d, t] = dAacc[t]
+                    dD[b, d] = sD
+                    dbias[b, d] = sbias
+        free(buf)
+        free(dAacc)
+    if failed[0]:
+        raise MemoryError("selective_scan: cannot allocate the per-thread buffers")
