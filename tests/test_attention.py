@@ -371,11 +371,12 @@ def test_sdpa_dropout_edge_values(torch):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_sdpa_thread_count_does_not_change_results(restore_threads, dtype):
+@pytest.mark.parametrize("B,H,L,S", [(3, 4, 70, 50), (1, 1, 90, 300)])   # the second: the keys split in chunks
+def test_sdpa_thread_count_does_not_change_results(restore_threads, dtype, B, H, L, S):
     r = rng(4)
-    q, k, v = (r.standard_normal(s).astype(dtype) for s in ((3, 4, 70, 16), (3, 4, 50, 16), (3, 4, 50, 8)))
-    mask = r.standard_normal((70, 50)).astype(dtype)
-    g = r.standard_normal((3, 4, 70, 8)).astype(dtype)
+    q, k, v = (r.standard_normal(s).astype(dtype) for s in ((B, H, L, 16), (B, H, S, 16), (B, H, S, 8)))
+    mask = r.standard_normal((L, S)).astype(dtype)
+    g = r.standard_normal((B, H, L, 8)).astype(dtype)
     res = []
     for n in (1, 2):
         cygrad.set_num_threads(n)

@@ -393,3 +393,12 @@ def test_int_requires_grad_in_unary_output():
 def test_sub_bool_raises(torch):
     with pytest.raises(RuntimeError, match="Subtraction, the `-` operator, with two bool tensors is not supported"):
         cygrad.tensor([True]) - cygrad.tensor([False])
+
+
+def test_mul_by_parameter_both_requiring_grad():
+    # Regression: a Tensor subclass (Parameter) as the right operand lost the left operand.
+    x = cygrad.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    w = cygrad.nn.Parameter(cygrad.tensor([4.0, 5.0, 6.0]))
+    (x * w).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [4.0, 5.0, 6.0])
+    np.testing.assert_array_equal(w.grad.numpy(), [1.0, 2.0, 3.0])

@@ -5,7 +5,6 @@ formulas run by torch (an oracle for values and gradients), by float64 gradcheck
 boundaries, thread counts and the three evaluation modes (sequential kernel, parallel
 associative scan, checkpointed segments).
 """
-import math
 
 import numpy as np
 import pytest
@@ -249,6 +248,28 @@ def test_chunk_boundaries(monkeypatch, chunk, L):
     cygrad.autograd.backward([o2, h2], [cygrad.tensor(g_out), cygrad.tensor(g_last)])
     for g, t in zip(grads, ts):
         np.testing.assert_allclose(g, t.grad.numpy(), rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("d,layout", [(38, "grp-var"), (17, "var-inv"), (6, "grp-grp1")])
+def test_uneven_channel_blocks(restore_threads, d, layout):
+    """Backward work items of unequal channel blocks (d prime, or groups of a prime size)."""
+    bk, ck = layout.split("-")
+    L = 40  # enough work for two threads
+    args, sp = _select(make_inputs(b=2, d=d, L=L, n=3, b_kind=bk, c_kind=ck), "all")
+    assert len(S._blocks(S._validate(*[_T(a) for a in args], None))) > 2
+    r = rng(9)
+    g_out, g_last = r.standard_normal((2, d, L)), r.standard_normal((2, d, 3))
+    ts = [_T(a, True) for a in args]
+    o2, h2 = t_scan(cygrad, *ts, softplus=sp)
+    cygrad.autograd.backward([o2, h2], [cygrad.tensor(g_out), cygrad.tensor(g_last)])
+    results = []
+    for n in (1, 2):
+        cygrad.set_num_threads(n)
+        results.append(_grads(args, sp, g_out, g_last))
+    for g, t in zip(results[0][2], ts):
+        np.testing.assert_allclose(g, t.grad.numpy(), rtol=1e-9, atol=1e-10)
+    for a, b in zip(results[1][2], results[0][2]):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_gradcheck_small_chunks(monkeypatch):

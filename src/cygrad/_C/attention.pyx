@@ -26,11 +26,13 @@ partial output by ``exp(m_old - m_new)``) and ``P_ij V_j`` is one more gemm accu
 output rows. With ``is_causal`` key blocks right of the diagonal are skipped. Only the output and
 the row logsumexp ``lse = m + log(l)`` are kept.
 
-The backward runs one task per output batch element (so dK and dV accumulate without races) and
-recomputes P block by block from ``lse``: with ``D_i = rowsum(dO * O)``,
+The backward recomputes P block by block from ``lse``: with ``D_i = rowsum(dO * O)``,
 ``dV_j += P^T dO_i``, ``dP = dO_i V_j^T``, ``dS = P * (dP - D_i)``, ``dQ_i += scale dS K_j``,
-``dK_j += scale dS^T Q_i``. The gradients are written per output batch element (B, ...): the
-caller sums them over broadcast (and grouped-query) dimensions.
+``dK_j += scale dS^T Q_i``, key blocks outside and query blocks inside. A task is one output batch
+element, or with fewer than ``MIN_TASKS`` of them a chunk of its key blocks: each task owns its rows
+of dK and dV (no races) and a chunk's dQ is a partial, summed in chunk order afterwards. The cut
+depends on the sizes only. The gradients are written per output batch element (B, ...): the caller
+sums them over broadcast (and grouped-query) dimensions.
 
 Dropout uses a counter-based generator: element (b, i, j) is kept when a splitmix64 hash of
 ``seed + ((b * L + i) * S + j)`` is at least ``p`` (24-bit resolution), so the backward (and the
@@ -46,7 +48,7 @@ from libc.limits cimport INT_MAX
 from libc.math cimport INFINITY
 from libc.math cimport exp as c_exp, log as c_log
 from libc.stdint cimport uint64_t
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 import numpy as np
 
@@ -190,6 +192,12 @@ cdef extern from *:
                            uint64_t thr, double scale) nogil
 
 
+# The backward splits the keys of each batch element into chunks until there are at least this many
+# tasks (a function of the sizes only, so results do not depend on the thread count).
+cdef enum:
+    MIN_TASKS = 8
+
+
 # ---------------------------------------------------------------------------------------------
 # Per-dtype dispatch
 
@@ -233,6 +241,13 @@ cdef inline void _ds(const floating *p, floating *dp, Py_ssize_t n, floating d) 
         cg_attn_ds_f(p, dp, n, d)
     else:
         cg_attn_ds_d(p, dp, n, d)
+
+
+cdef inline void _add(floating *x, const floating *y, Py_ssize_t n) noexcept nogil:
+    """x += y"""
+    cdef Py_ssize_t i
+    for i in range(n):
+        x[i] += y[i]
 
 
 cdef inline double _dot(const floating *a, const floating *b, Py_ssize_t n) noexcept nogil:
@@ -485,16 +500,27 @@ def sdpa_backward(
     if B == 0:
         return
     cdef int ldq = <int> _row_ld(q, "q"), ldk = <int> _row_ld(k, "k"), ldv = <int> _row_ld(v, "v")
+    # Tasks: (b, chunk of key blocks). With few batch elements the keys are cut into chunks so that
+    # there are >= MIN_TASKS tasks; the cut depends on the sizes only (never on the thread count),
+    # each chunk owns its rows of dK and dV, and its dQ is a partial summed in chunk order.
+    cdef Py_ssize_t nkb = (S + block_k - 1) // block_k
+    cdef Py_ssize_t nch = 1, kpc
+    if B < MIN_TASKS:
+        nch = min(nkb, (MIN_TASKS + B - 1) // B)
+    kpc = (nkb + nch - 1) // nch
+    nch = (nkb + kpc - 1) // kpc
+    cdef Py_ssize_t ntask = B * nch
     cdef double work = <double> B * L * S * (2 * E + 2 * Ev) / 16.0 + <double> B * L * S
     cdef int nt = n_threads_for(<Py_ssize_t> min(work, 1e18))
-    if nt > B:
-        nt = <int> B
+    if nt > ntask:
+        nt = <int> ntask
     if nt < 1:
         nt = 1
     dt = np.float32 if floating is float else np.float64
     cdef Py_ssize_t blk = block_q * block_k
     cdef floating[:, ::1] bufs = np.empty((nt, (3 if dropout_p > 0.0 else 2) * blk), dtype=dt)
     cdef double[:, ::1] dbuf = np.empty((nt, L), dtype=np.float64)
+    cdef floating[:, :, :, ::1] dqp = np.empty((B if nch > 1 else 0, nch, L, E), dtype=dt)
     cdef Py_ssize_t msi = 0, msj = 0
     cdef const floating *mbase = NULL
     if has_mask:
@@ -503,20 +529,29 @@ def sdpa_backward(
     cdef uint64_t thr = _drop_threshold(dropout_p)
     cdef floating keep_scale = <floating> (1.0 / (1.0 - dropout_p))
     cdef bint dropout = dropout_p > 0.0
-    cdef Py_ssize_t b
+    cdef Py_ssize_t t, b, c, i
+    cdef floating *dqb
     cdef int tid
     with nogil:
-        for b in prange(B, schedule="static", num_threads=nt):
+        for t in prange(ntask, schedule="static", num_threads=nt):
             tid = threadid()
+            b = t // nch
+            c = t - b * nch
             mbase = NULL
             if has_mask:
                 mbase = &mask[mask_idx[b], 0, 0]
+            dqb = &dq[b, 0, 0] if nch == 1 else &dqp[b, c, 0, 0]
             _backward_one(&q[q_idx[b], 0, 0], ldq, &k[k_idx[b], 0, 0], ldk, &v[v_idx[b], 0, 0], ldv,
                           mbase, msi, msj, &out[b, 0, 0], &dout[b, 0, 0], &lse[b, 0],
-                          &dq[b, 0, 0], &dk[b, 0, 0], &dv[b, 0, 0], b, L, S, E, Ev,
+                          dqb, &dk[b, 0, 0], &dv[b, 0, 0], b, L, S, E, Ev,
                           <floating> scale, causal, dropout, seed, thr, keep_scale,
                           &bufs[tid, 0], &bufs[tid, blk], &bufs[tid, 2 * blk] if dropout else NULL,
-                          &dbuf[tid, 0], block_q, block_k)
+                          &dbuf[tid, 0], block_q, block_k, c * kpc, min(nkb, (c + 1) * kpc))
+        if nch > 1:
+            for b in prange(B, schedule="static", num_threads=n_threads_for(B * nch * L * E // 16)):
+                memcpy(&dq[b, 0, 0], &dqp[b, 0, 0, 0], L * E * sizeof(floating))
+                for c in range(1, nch):
+                    _add(&dq[b, 0, 0], &dqp[b, c, 0, 0], L * E)
 
 
 cdef void _backward_one(
@@ -527,19 +562,23 @@ cdef void _backward_one(
     Py_ssize_t L, Py_ssize_t S, Py_ssize_t E, Py_ssize_t Ev,
     floating scale, bint causal, bint dropout, uint64_t seed, uint64_t thr, floating keep_scale,
     floating *p, floating *dp, floating *pd, double *D, Py_ssize_t bq, Py_ssize_t bk,
+    Py_ssize_t jb0, Py_ssize_t jb1,
 ) noexcept nogil:
-    """All gradients of one output batch element: key blocks outside, query blocks inside."""
+    """Gradients of one output batch element from key blocks jb0 .. jb1 - 1: their rows of dK and dV,
+    and their part of dQ (all of dq is written). Key blocks outside, query blocks inside."""
     cdef Py_ssize_t r, i, i0, j0, nq, nk, nvalid, istart
+    cdef Py_ssize_t s0 = jb0 * bk, s1 = min(S, jb1 * bk)
     cdef floating *row
     cdef floating *pv
     cdef double li
     for i in range(L):
         D[i] = _dot(dout + i * Ev, out + i * Ev, Ev)
     memset(dq, 0, L * E * sizeof(floating))
-    memset(dk, 0, S * E * sizeof(floating))
-    memset(dv, 0, S * Ev * sizeof(floating))
+    if s1 > s0:
+        memset(dk + s0 * E, 0, (s1 - s0) * E * sizeof(floating))
+        memset(dv + s0 * Ev, 0, (s1 - s0) * Ev * sizeof(floating))
     cdef Py_ssize_t jb, ib
-    for jb in range((S + bk - 1) // bk):
+    for jb in range(jb0, jb1):
         j0 = jb * bk
         nk = min(bk, S - j0)
         istart = 0

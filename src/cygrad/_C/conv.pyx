@@ -84,7 +84,35 @@ cdef extern from *:
     typedef float cgc_vec_f __attribute__((vector_size(CGC_L * sizeof(float))));
     typedef double cgc_vec_d __attribute__((vector_size(CGC_L * sizeof(double))));
 
-    #define CGC_KERNELS(T, S)                                                                   \\
+    #include <stdint.h>
+    /* 8 x 8 transpose of the rows r0..r7 (vectors of 8 T) into the columns o0..o7 */
+    #define CGC_T8(T, V)                                                                        \\
+        V t0 = __builtin_shuffle(r0, r1, (M){0, 8, 1, 9, 4, 12, 5, 13});                        \\
+        V t1 = __builtin_shuffle(r0, r1, (M){2, 10, 3, 11, 6, 14, 7, 15});                      \\
+        V t2 = __builtin_shuffle(r2, r3, (M){0, 8, 1, 9, 4, 12, 5, 13});                        \\
+        V t3 = __builtin_shuffle(r2, r3, (M){2, 10, 3, 11, 6, 14, 7, 15});                      \\
+        V t4 = __builtin_shuffle(r4, r5, (M){0, 8, 1, 9, 4, 12, 5, 13});                        \\
+        V t5 = __builtin_shuffle(r4, r5, (M){2, 10, 3, 11, 6, 14, 7, 15});                      \\
+        V t6 = __builtin_shuffle(r6, r7, (M){0, 8, 1, 9, 4, 12, 5, 13});                        \\
+        V t7 = __builtin_shuffle(r6, r7, (M){2, 10, 3, 11, 6, 14, 7, 15});                      \\
+        V s0 = __builtin_shuffle(t0, t2, (M){0, 1, 8, 9, 4, 5, 12, 13});                        \\
+        V s1 = __builtin_shuffle(t0, t2, (M){2, 3, 10, 11, 6, 7, 14, 15});                      \\
+        V s2 = __builtin_shuffle(t1, t3, (M){0, 1, 8, 9, 4, 5, 12, 13});                        \\
+        V s3 = __builtin_shuffle(t1, t3, (M){2, 3, 10, 11, 6, 7, 14, 15});                      \\
+        V s4 = __builtin_shuffle(t4, t6, (M){0, 1, 8, 9, 4, 5, 12, 13});                        \\
+        V s5 = __builtin_shuffle(t4, t6, (M){2, 3, 10, 11, 6, 7, 14, 15});                      \\
+        V s6 = __builtin_shuffle(t5, t7, (M){0, 1, 8, 9, 4, 5, 12, 13});                        \\
+        V s7 = __builtin_shuffle(t5, t7, (M){2, 3, 10, 11, 6, 7, 14, 15});                      \\
+        V o0 = __builtin_shuffle(s0, s4, (M){0, 1, 2, 3, 8, 9, 10, 11});                        \\
+        V o1 = __builtin_shuffle(s1, s5, (M){0, 1, 2, 3, 8, 9, 10, 11});                        \\
+        V o2 = __builtin_shuffle(s2, s6, (M){0, 1, 2, 3, 8, 9, 10, 11});                        \\
+        V o3 = __builtin_shuffle(s3, s7, (M){0, 1, 2, 3, 8, 9, 10, 11});                        \\
+        V o4 = __builtin_shuffle(s0, s4, (M){4, 5, 6, 7, 12, 13, 14, 15});                      \\
+        V o5 = __builtin_shuffle(s1, s5, (M){4, 5, 6, 7, 12, 13, 14, 15});                      \\
+        V o6 = __builtin_shuffle(s2, s6, (M){4, 5, 6, 7, 12, 13, 14, 15});                      \\
+        V o7 = __builtin_shuffle(s3, s7, (M){4, 5, 6, 7, 12, 13, 14, 15});
+
+    #define CGC_KERNELS(T, S, MI)                                                               \\
                                                                                                 \\
     /* y[i] += sum_k w[k] * x[i - p + k * d] for i in [0, n); reads of x outside [0, xn) are   \\
        zero; p may be negative. */                                                              \\
@@ -218,6 +246,43 @@ cdef extern from *:
             }                                                                                   \\
     }                                                                                           \\
                                                                                                 \\
+    /* dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols: 8 x 8 blocks transposed in    \\
+       registers, scalar loops at the edges */                                                  \\
+    CGC_CLONES static void cgc_transpose_##S(const T *restrict src, ptrdiff_t rows,             \\
+                                             ptrdiff_t cols, ptrdiff_t lds, T *restrict dst,    \\
+                                             ptrdiff_t ldd)                                     \\
+    {                                                                                           \\
+        typedef T v8 __attribute__((vector_size(8 * sizeof(T))));                               \\
+        typedef MI M __attribute__((vector_size(8 * sizeof(MI))));                              \\
+        ptrdiff_t i0, j0, i, j, rb = rows - rows % 8, cb = cols - cols % 8;                     \\
+        for (i0 = 0; i0 < rb; i0 += 8) {                                                        \\
+            for (j0 = 0; j0 < cb; j0 += 8) {                                                    \\
+                v8 r0, r1, r2, r3, r4, r5, r6, r7;                                              \\
+                const T *s = src + i0 * lds + j0;                                               \\
+                memcpy(&r0, s, sizeof r0); memcpy(&r1, s + lds, sizeof r1);                     \\
+                memcpy(&r2, s + 2 * lds, sizeof r2); memcpy(&r3, s + 3 * lds, sizeof r3);       \\
+                memcpy(&r4, s + 4 * lds, sizeof r4); memcpy(&r5, s + 5 * lds, sizeof r5);       \\
+                memcpy(&r6, s + 6 * lds, sizeof r6); memcpy(&r7, s + 7 * lds, sizeof r7);       \\
+                CGC_T8(T, v8)                                                                   \\
+                T *d = dst + j0 * ldd + i0;                                                     \\
+                memcpy(d, &o0, sizeof o0); memcpy(d + ldd, &o1, sizeof o1);                     \\
+                memcpy(d + 2 * ldd, &o2, sizeof o2); memcpy(d + 3 * ldd, &o3, sizeof o3);       \\
+                memcpy(d + 4 * ldd, &o4, sizeof o4); memcpy(d + 5 * ldd, &o5, sizeof o5);       \\
+                memcpy(d + 6 * ldd, &o6, sizeof o6); memcpy(d + 7 * ldd, &o7, sizeof o7);       \\
+            }                                                                                   \\
+            for (j = cb; j < cols; j++)                                                         \\
+                for (i = i0; i < i0 + 8; i++) dst[j * ldd + i] = src[i * lds + j];              \\
+        }                                                                                       \\
+        for (j = 0; j < cols; j++)                                                              \\
+            for (i = rb; i < rows; i++) dst[j * ldd + i] = src[i * lds + j];                    \\
+    }                                                                                           \\
+                                                                                                \\
+    /* y[i] += x[i] */                                                                          \\
+    CGC_CLONES static void cgc_add_row_##S(T *restrict y, const T *restrict x, ptrdiff_t n)     \\
+    {                                                                                           \\
+        for (ptrdiff_t i = 0; i < n; i++) y[i] += x[i];                                         \\
+    }                                                                                           \\
+                                                                                                \\
     /* sum of n values, accumulated in double */                                                \\
     CGC_CLONES static double cgc_sum_##S(const T *restrict x, ptrdiff_t n)                      \\
     {                                                                                           \\
@@ -227,8 +292,8 @@ cdef extern from *:
         return s;                                                                               \\
     }
 
-    CGC_KERNELS(float, f)
-    CGC_KERNELS(double, d)
+    CGC_KERNELS(float, f, int32_t)
+    CGC_KERNELS(double, d, int64_t)
     """
     enum: CGC_L
     void cgc_dw_plane_f(float *y, Py_ssize_t OH, Py_ssize_t OW, const float *x, Py_ssize_t H,
@@ -254,6 +319,12 @@ cdef extern from *:
                              Py_ssize_t sh, Py_ssize_t ph, Py_ssize_t dh, Py_ssize_t dw,
                              Py_ssize_t pw, double *lanes) nogil
     double cgc_sum_f(const float *x, Py_ssize_t n) nogil
+    void cgc_add_row_f(float *y, const float *x, Py_ssize_t n) nogil
+    void cgc_add_row_d(double *y, const double *x, Py_ssize_t n) nogil
+    void cgc_transpose_f(const float *src, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t lds,
+                         float *dst, Py_ssize_t ldd) nogil
+    void cgc_transpose_d(const double *src, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t lds,
+                         double *dst, Py_ssize_t ldd) nogil
     double cgc_sum_d(const double *x, Py_ssize_t n) nogil
 
 
@@ -272,6 +343,15 @@ cdef struct Geom:
 # Bytes of one column buffer (one chunk of output positions for every input channel): sized
 # for the L2 cache. Settable for experiments through set_column_bytes().
 cdef Py_ssize_t _column_bytes = 256 * 1024
+# The forward runs position-major (channels-last) columns when a group has at least this many
+# input channels (settable through set_channels_last_min() for experiments).
+cdef Py_ssize_t _cl_min_channels = 8
+
+
+def set_channels_last_min(Py_ssize_t channels):
+    """Set the smallest number of input channels per group for the channels-last forward."""
+    global _cl_min_channels
+    _cl_min_channels = channels
 cdef int _pm = 0
 def set_pm(int v):
     global _pm
@@ -373,14 +453,33 @@ cdef Py_ssize_t _chunk(const Geom *g, Py_ssize_t rows, Py_ssize_t itemsize) noex
 # ---------------------------------------------------------------------------------------------
 # im2col / col2im on one chunk of output positions
 
+cdef inline void _add_row(floating *y, const floating *x, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        cgc_add_row_f(y, x, n)
+    else:
+        cgc_add_row_d(y, x, n)
+
+
+cdef inline Py_ssize_t _span(const Geom *g, Py_ssize_t j, Py_ssize_t npos, Py_ssize_t oh,
+                             Py_ssize_t ow, Py_ssize_t ih) noexcept nogil:
+    """Positions from chunk offset j on whose output rows map to consecutive valid input rows.
+
+    With unit stride along the last two axes and OW == W, consecutive output rows of one output
+    plane read consecutive input rows, so their columns are one contiguous run of the input.
+    """
+    cdef Py_ssize_t more = min(g.OH - 1 - oh, g.H - 1 - ih)
+    return min(npos - j, g.OW - ow + more * g.OW)
+
+
 cdef void _im2col(const floating *x, const Geom *g, Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t p0,
                   Py_ssize_t p1, floating *col) noexcept nogil:
     """col[(c - c0) * K + k, j] = x[c, input position of tap k for output position p0 + j].
 
     ``x`` points at one sample (C, S); ``col`` has (c1 - c0) * K rows of p1 - p0 entries.
     """
-    cdef Py_ssize_t npos = p1 - p0, HWo = g.OH * g.OW
-    cdef Py_ssize_t c, a, b, e, od, oh, ow, j, seg, idd, ih, base, lo, hi, l, h, q
+    cdef Py_ssize_t npos = p1 - p0, HWo = g.OH * g.OW, sz = sizeof(floating)
+    cdef Py_ssize_t c, a, b, e, od, oh, ow, j, seg, idd, ih, base, lo, hi, l, h, q, r, nrow, w0, w1
+    cdef bint spans = g.sw == 1 and g.sh == 1 and g.OW == g.W
     cdef const floating *xc
     cdef const floating *src
     cdef floating *row
@@ -403,21 +502,50 @@ cdef void _im2col(const floating *x, const Geom *g, Py_ssize_t c0, Py_ssize_t c1
                         idd = od * g.sd - g.pd + a * g.dd
                         ih = oh * g.sh - g.ph + b * g.dh
                         if idd < 0 or idd >= g.D or ih < 0 or ih >= g.H:
-                            memset(dst, 0, seg * sizeof(floating))
+                            memset(dst, 0, seg * sz)
+                        elif spans and hi > lo:
+                            # several output rows at once: one copy, then zero the columns that
+                            # wrapped around a row end
+                            seg = _span(g, j, npos, oh, ow, ih)
+                            src = xc + (idd * g.H + ih) * g.W
+                            nrow = (ow + seg - 1) // g.OW      # output rows after the first
+                            l = min(max(lo, ow) - ow, seg)      # first copied offset
+                            h = max(min(seg, nrow * g.OW - ow + hi), l)  # end of the copy
+                            if l > 0:
+                                memset(dst, 0, l * sz)
+                            if h > l:
+                                memcpy(dst + l, src + ow + l + base, (h - l) * sz)
+                            if seg > h:
+                                memset(dst + h, 0, (seg - h) * sz)
+                            for r in range(nrow):
+                                w0 = max((r + 1) * g.OW - ow - (g.OW - hi), 0)
+                                w1 = min((r + 1) * g.OW - ow + lo, seg)
+                                if w1 > w0:
+                                    memset(dst + w0, 0, (w1 - w0) * sz)
+                            oh += nrow
+                            j += seg
+                            ow = (ow + seg) % g.OW
+                            if ow != 0:
+                                continue
+                            oh += 1
+                            if oh == g.OH:
+                                oh = 0
+                                od += 1
+                            continue
                         else:
                             src = xc + (idd * g.H + ih) * g.W
                             l = min(max(lo, ow), ow + seg)
                             h = min(max(hi, l), ow + seg)
                             if l > ow:
-                                memset(dst, 0, (l - ow) * sizeof(floating))
+                                memset(dst, 0, (l - ow) * sz)
                             if g.sw == 1:
                                 if h > l:
-                                    memcpy(dst + (l - ow), src + l + base, (h - l) * sizeof(floating))
+                                    memcpy(dst + (l - ow), src + l + base, (h - l) * sz)
                             else:
                                 for q in range(l, h):
                                     dst[q - ow] = src[q * g.sw + base]
                             if ow + seg > h:
-                                memset(dst + (h - ow), 0, (ow + seg - h) * sizeof(floating))
+                                memset(dst + (h - ow), 0, (ow + seg - h) * sz)
                         j += seg
                         ow = 0
                         oh += 1
@@ -427,15 +555,20 @@ cdef void _im2col(const floating *x, const Geom *g, Py_ssize_t c0, Py_ssize_t c1
                     row += npos
 
 
-cdef void _col2im(const floating *col, const Geom *g, Py_ssize_t c0, Py_ssize_t c1,
-                  Py_ssize_t p0, Py_ssize_t p1, floating *x) noexcept nogil:
-    """x[c, input position of tap k for output p0 + j] += col[(c - c0) * K + k, j] (adjoint)."""
-    cdef Py_ssize_t npos = p1 - p0, HWo = g.OH * g.OW
-    cdef Py_ssize_t c, a, b, e, od, oh, ow, j, seg, idd, ih, base, lo, hi, l, h, q
+cdef void _col2im(floating *col, const Geom *g, Py_ssize_t c0, Py_ssize_t c1,
+                  Py_ssize_t p0, Py_ssize_t p1, floating *x, bint scratch) noexcept nogil:
+    """x[c, input position of tap k for output p0 + j] += col[(c - c0) * K + k, j] (adjoint).
+
+    With ``scratch`` the column buffer may be overwritten (entries that read padding are zeroed
+    so that several output rows can be added in one run).
+    """
+    cdef Py_ssize_t npos = p1 - p0, HWo = g.OH * g.OW, sz = sizeof(floating)
+    cdef Py_ssize_t c, a, b, e, od, oh, ow, j, seg, idd, ih, base, lo, hi, l, h, q, r, nrow, w0, w1
+    cdef bint spans = scratch and g.sw == 1 and g.sh == 1 and g.OW == g.W
     cdef floating *xc
     cdef floating *dst
-    cdef const floating *row
-    cdef const floating *src
+    cdef floating *row
+    cdef floating *src
     for c in range(c0, c1):
         xc = x + c * g.S
         row = col + (c - c0) * g.K * npos
@@ -455,11 +588,33 @@ cdef void _col2im(const floating *col, const Geom *g, Py_ssize_t c0, Py_ssize_t 
                         if idd >= 0 and idd < g.D and ih >= 0 and ih < g.H:
                             dst = xc + (idd * g.H + ih) * g.W
                             src = row + j
+                            if spans and hi > lo:
+                                seg = _span(g, j, npos, oh, ow, ih)
+                                nrow = (ow + seg - 1) // g.OW
+                                l = min(max(lo, ow) - ow, seg)
+                                h = max(min(seg, nrow * g.OW - ow + hi), l)
+                                for r in range(nrow):
+                                    w0 = max((r + 1) * g.OW - ow - (g.OW - hi), 0)
+                                    w1 = min((r + 1) * g.OW - ow + lo, seg)
+                                    if w1 > w0:
+                                        memset(src + w0, 0, (w1 - w0) * sz)
+                                if h > l:
+                                    _add_row(dst + ow + l + base, src + l, h - l)
+                                oh += nrow
+                                j += seg
+                                ow = (ow + seg) % g.OW
+                                if ow != 0:
+                                    continue
+                                oh += 1
+                                if oh == g.OH:
+                                    oh = 0
+                                    od += 1
+                                continue
                             l = min(max(lo, ow), ow + seg)
                             h = min(max(hi, l), ow + seg)
                             if g.sw == 1:
-                                for q in range(l, h):
-                                    dst[q + base] += src[q - ow]
+                                if h > l:
+                                    _add_row(dst + l + base, src + l - ow, h - l)
                             else:
                                 for q in range(l, h):
                                     dst[q * g.sw + base] += src[q - ow]
@@ -470,6 +625,76 @@ cdef void _col2im(const floating *col, const Geom *g, Py_ssize_t c0, Py_ssize_t 
                             oh = 0
                             od += 1
                     row += npos
+
+
+cdef inline void _transpose(const floating *src, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t lds,
+                            floating *dst, Py_ssize_t ldd) noexcept nogil:
+    """dst[j, i] := src[i, j] for i < rows, j < cols (row strides lds, ldd)."""
+    if floating is float:
+        cgc_transpose_f(src, rows, cols, lds, dst, ldd)
+    else:
+        cgc_transpose_d(src, rows, cols, lds, dst, ldd)
+
+
+cdef void _im2col_cl(const floating *xcl, const Geom *g, Py_ssize_t p0, Py_ssize_t p1,
+                     floating *col) noexcept nogil:
+    """Position-major im2col from a channels-last sample ``xcl`` (S, C):
+
+    col[j, grp * Kg + k * Cg + cl] = x[grp * Cg + cl, input position of tap k for output p0 + j].
+    With one group and unit dilation along the last axis, the taps of one kernel row are one
+    contiguous copy of kw * C values.
+    """
+    cdef Py_ssize_t Kc = g.C * g.K, HWo = g.OH * g.OW, sz = sizeof(floating)
+    cdef Py_ssize_t j, od, oh, ow, a, b, e, idd, ih, iw, k, grp, e0, e1, base
+    cdef floating *dst
+    cdef floating *d
+    cdef const floating *src
+    cdef bint merge = g.G == 1 and g.dw == 1
+    od = p0 // HWo
+    oh = (p0 - od * HWo) // g.OW
+    ow = p0 - od * HWo - oh * g.OW
+    for j in range(p1 - p0):
+        dst = col + j * Kc
+        base = ow * g.sw - g.pw
+        for a in range(g.kd):
+            idd = od * g.sd - g.pd + a * g.dd
+            for b in range(g.kh):
+                ih = oh * g.sh - g.ph + b * g.dh
+                k = (a * g.kh + b) * g.kw
+                if idd < 0 or idd >= g.D or ih < 0 or ih >= g.H:
+                    if merge:
+                        memset(dst + k * g.C, 0, g.kw * g.C * sz)
+                    else:
+                        for e in range(g.kw):
+                            for grp in range(g.G):
+                                memset(dst + grp * g.Kg + (k + e) * g.Cg, 0, g.Cg * sz)
+                    continue
+                src = xcl + (idd * g.H + ih) * g.W * g.C
+                if merge:
+                    e0 = min(max(-base, 0), g.kw)
+                    e1 = min(max(g.W - base, e0), g.kw)
+                    if e0 > 0:
+                        memset(dst + k * g.C, 0, e0 * g.C * sz)
+                    if e1 > e0:
+                        memcpy(dst + (k + e0) * g.C, src + (base + e0) * g.C, (e1 - e0) * g.C * sz)
+                    if e1 < g.kw:
+                        memset(dst + (k + e1) * g.C, 0, (g.kw - e1) * g.C * sz)
+                else:
+                    for e in range(g.kw):
+                        iw = base + e * g.dw
+                        for grp in range(g.G):
+                            d = dst + grp * g.Kg + (k + e) * g.Cg
+                            if iw >= 0 and iw < g.W:
+                                memcpy(d, src + iw * g.C + grp * g.Cg, g.Cg * sz)
+                            else:
+                                memset(d, 0, g.Cg * sz)
+        ow += 1
+        if ow == g.OW:
+            ow = 0
+            oh += 1
+            if oh == g.OH:
+                oh = 0
+                od += 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -509,6 +734,9 @@ def conv_forward(
     cdef int nt = n_threads_for(<Py_ssize_t> min(work, 1e18))
     if nt > items:
         nt = <int> items
+    if not g.pointwise and g.Cg >= _cl_min_channels:
+        _conv_forward_cl(x, w, bias, out, &g, nc, nt)
+        return
     cdef floating[:, ::1] cols = np.empty((nt, 1 if g.pointwise else rows * nc),
                                           dtype=np.float32 if floating is float else np.float64)
     cdef floating *col
@@ -543,6 +771,67 @@ def conv_forward(
                 gemm(False, False, <int> g.Og, <int> npos, <int> g.Kg, <floating> 1,
                      &w[grp * g.Og, 0], <int> g.Kg, b_ptr, <int> ldb, beta, &out[n, grp * g.Og, p0],
                      <int> g.P)
+
+
+cdef int _conv_forward_cl(const floating[:, :, ::1] x, const floating[:, ::1] w,
+                          const floating[::1] bias, floating[:, :, ::1] out, const Geom *g,
+                          Py_ssize_t nc, int nt) except -1:
+    """The forward with position-major columns: out[n, :, chunk]^T = col^T @ W^T.
+
+    BLAS runs this orientation (long side first) faster than W @ col. The input is transposed
+    to channels-last once, so that the columns are contiguous copies; the weight is permuted to
+    (O, K, Cg) to match; each chunk's (positions, O) result is transposed into ``out``.
+    """
+    dt = np.float32 if floating is float else np.float64
+    cdef Py_ssize_t Kc = g.C * g.K
+    cdef Py_ssize_t nchunks = (g.P + nc - 1) // nc
+    cdef Py_ssize_t items = g.N * nchunks
+    cdef bint has_bias = bias.shape[0] > 0
+    cdef const floating[:, ::1] wp = np.ascontiguousarray(
+        np.asarray(w).reshape(g.O, g.Cg, g.K).transpose(0, 2, 1)).reshape(g.O, g.Kg)
+    cdef floating[:, :, ::1] xcl = np.empty((g.N, g.S, g.C), dtype=dt)
+    cdef floating[:, ::1] cols = np.empty((nt, nc * Kc), dtype=dt)
+    cdef floating[:, ::1] outs = np.empty((nt, nc * g.O), dtype=dt)
+    cdef Py_ssize_t SB = 1024
+    cdef Py_ssize_t nsb = (g.S + SB - 1) // SB
+    cdef Py_ssize_t it, n, s0, p0, p1, npos, grp, o, j, tid = 0
+    cdef floating *col
+    cdef floating *ot
+    cdef floating *orow
+    cdef floating bv
+    with nogil, parallel(num_threads=nt):
+        for it in prange(g.N * nsb, schedule="static"):
+            if _pm == 4:
+                continue
+            n = it // nsb
+            s0 = (it % nsb) * SB
+            _transpose(&x[n, 0, s0], g.C, min(SB, g.S - s0), g.S, &xcl[n, s0, 0], g.C)
+    with nogil, parallel(num_threads=nt):
+        tid = threadid()
+        for it in prange(items, schedule="static"):
+            n = it // nchunks
+            p0 = (it % nchunks) * nc
+            p1 = min(p0 + nc, g.P)
+            npos = p1 - p0
+            col = &cols[tid, 0]
+            ot = &outs[tid, 0]
+            if _pm != 2:
+                _im2col_cl(&xcl[n, 0, 0], g, p0, p1, col)
+            for grp in range(g.G):
+                if _pm == 1:
+                    break
+                gemm(False, True, <int> npos, <int> g.Og, <int> g.Kg, <floating> 1,
+                     col + grp * g.Kg, <int> Kc, &wp[grp * g.Og, 0], <int> g.Kg, <floating> 0,
+                     ot + grp * g.Og, <int> g.O)
+            if _pm != 3:
+                _transpose(ot, npos, g.O, g.O, &out[n, 0, p0], g.P)
+            if has_bias:
+                for o in range(g.O):
+                    orow = &out[n, o, p0]
+                    bv = bias[o]
+                    for j in range(npos):
+                        orow[j] += bv
+    return 0
 
 
 def conv_backward_input(
@@ -598,6 +887,8 @@ def conv_backward_input(
                     npos = p1 - p0
                     # groups overlapping the channel block [c0, c1)
                     for grp in range(c0 // g.Cg, (c1 - 1) // g.Cg + 1):
+                        if _pm == 1:
+                            break
                         ga = max(c0, grp * g.Cg)
                         gb = min(c1, (grp + 1) * g.Cg)
                         cl0 = ga - grp * g.Cg
@@ -611,8 +902,8 @@ def conv_backward_input(
                         gemm(True, False, <int> ((cl1 - cl0) * g.K), <int> npos, <int> g.Og,
                              <floating> 1, &w[grp * g.Og, cl0 * g.K], <int> g.Kg,
                              &gout[n, grp * g.Og, p0], <int> g.P, <floating> 0, dst, <int> ldc)
-                    if not g.pointwise:
-                        _col2im(col, &g, c0, c1, p0, p1, &gx[n, 0, 0])
+                    if not g.pointwise and _pm != 2:
+                        _col2im(col, &g, c0, c1, p0, p1, &gx[n, 0, 0], True)
                     p0 = p1
 
 
@@ -644,7 +935,9 @@ def conv_backward_weight(
         nt = <int> items
     dt = np.float32 if floating is float else np.float64
     cdef floating[:, ::1] cols = np.empty((nt, 1 if g.pointwise else rows * nc), dtype=dt)
-    cdef floating[:, :, ::1] part = np.zeros((nt, g.O, g.Kg), dtype=dt)
+    # per-thread partial sums of the transposed gradient, (group, Cg * K, Og) per thread: the
+    # product col @ gout^T has the long side first, which BLAS runs faster than gout @ col^T
+    cdef floating[:, :, ::1] part = np.zeros((nt, g.G * g.Kg, g.Og), dtype=dt)
     cdef Py_ssize_t n, it, tid = 0, p0, p1, npos, grp, o, i, t
     cdef floating *col
     cdef const floating *b_ptr
@@ -657,27 +950,30 @@ def conv_backward_weight(
             p1 = min(p0 + nc, g.P)
             npos = p1 - p0
             col = &cols[tid, 0]
-            if not g.pointwise:
+            if not g.pointwise and _pm != 2:
                 _im2col(&x[n, 0, 0], &g, 0, g.C, p0, p1, col)
             for grp in range(g.G):
+                if _pm == 1:
+                    break
                 if g.pointwise:
                     b_ptr = &x[n, grp * g.Cg, p0]
                     ldb = g.S
                 else:
                     b_ptr = col + grp * g.Kg * npos
                     ldb = npos
-                gemm(False, True, <int> g.Og, <int> g.Kg, <int> npos, <floating> 1,
-                     &gout[n, grp * g.Og, p0], <int> g.P, b_ptr, <int> ldb, <floating> 1,
-                     &part[tid, grp * g.Og, 0], <int> g.Kg)
-    # fixed-order sum of the per-thread partials
+                gemm(False, True, <int> g.Kg, <int> g.Og, <int> npos, <floating> 1,
+                     b_ptr, <int> ldb, &gout[n, grp * g.Og, p0], <int> g.P, <floating> 1,
+                     &part[tid, grp * g.Kg, 0], <int> g.Og)
+    # fixed-order sum of the per-thread partials, transposed back to (O, Cg * K)
     cdef int nsum = n_threads_for(g.O * g.Kg * nt // 8)
     with nogil:
         for o in prange(g.O, schedule="static", num_threads=nsum):
+            grp = o // g.Og
             for i in range(g.Kg):
-                gw[o, i] = part[0, o, i]
+                gw[o, i] = part[0, grp * g.Kg + i, o - grp * g.Og]
             for t in range(1, nt):
                 for i in range(g.Kg):
-                    gw[o, i] += part[t, o, i]
+                    gw[o, i] += part[t, grp * g.Kg + i, o - grp * g.Og]
 
 
 def bias_backward(
@@ -941,5 +1237,5 @@ def col2im(
                         num_threads=n_threads_for(g.N * g.C * g.K * g.P // 8)):
             memset(&x[r // g.C, r % g.C, 0], 0, g.S * sizeof(floating))
             if g.P > 0:
-                _col2im(&col[r // g.C, (r % g.C) * g.K, 0], &g, r % g.C, r % g.C + 1, 0, g.P,
-                        &x[r // g.C, 0, 0])
+                _col2im(<floating *> &col[r // g.C, (r % g.C) * g.K, 0], &g, r % g.C, r % g.C + 1, 0,
+                        g.P, &x[r // g.C, 0, 0], False)

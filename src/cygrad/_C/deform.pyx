@@ -126,19 +126,24 @@ cdef extern from *:
         }                                                                                       \\
     }                                                                                           \\
                                                                                                 \\
-    /* gx[idx[p] + d_q] += m[p] * b_q[p] * g[p] (adjoint of the gather); m may be NULL.         \\
-       Not vectorisable: neighbouring positions may write the same element. */                  \\
-    static void cgd_scatter_##S(T *gx, ptrdiff_t n, const T *restrict g,                        \\
-            const int *restrict idx, const T *restrict b00, const T *restrict b01,              \\
-            const T *restrict b10, const T *restrict b11, const T *restrict m, ptrdiff_t w2)    \\
+    /* gx[idx_k[p] + d_q] += m_k[p] * b_q,k[p] * g_k[p] for the K taps k of one channel (adjoint \\
+       of the gather): row k of g, idx, b_q and m starts at k * ld; m may be NULL. The taps     \\
+       are the inner loop: they hit different pixels, so their updates overlap in the CPU,     \\
+       while consecutive positions often hit the same pixel. Not vectorisable. */              \\
+    static void cgd_scatter_##S(T *gx, ptrdiff_t K, ptrdiff_t n, ptrdiff_t ld,                 \\
+            const T *restrict g, const int *restrict idx, const T *restrict b00,                \\
+            const T *restrict b01, const T *restrict b10, const T *restrict b11,                \\
+            const T *restrict m, ptrdiff_t w2)                                                  \\
     {                                                                                           \\
         for (ptrdiff_t p = 0; p < n; p++) {                                                     \\
-            T *q = gx + idx[p];                                                                 \\
-            T gv = m ? m[p] * g[p] : g[p];                                                      \\
-            q[0] += b00[p] * gv;                                                                \\
-            q[1] += b01[p] * gv;                                                                \\
-            q[w2] += b10[p] * gv;                                                               \\
-            q[w2 + 1] += b11[p] * gv;                                                           \\
+            for (ptrdiff_t k = 0, r = p; k < K; k++, r += ld) {                                 \\
+                T *q = gx + idx[r];                                                             \\
+                T gv = m ? m[r] * g[r] : g[r];                                                  \\
+                q[0] += b00[r] * gv;                                                            \\
+                q[1] += b01[r] * gv;                                                            \\
+                q[w2] += b10[r] * gv;                                                           \\
+                q[w2 + 1] += b11[r] * gv;                                                       \\
+            }                                                                                   \\
         }                                                                                       \\
     }                                                                                           \\
                                                                                                 \\
@@ -218,11 +223,11 @@ cdef extern from *:
                      const float *g, const float *x, const int *idx, Py_ssize_t w2) nogil
     void cgd_accum_d(double *a00, double *a01, double *a10, double *a11, Py_ssize_t n,
                      const double *g, const double *x, const int *idx, Py_ssize_t w2) nogil
-    void cgd_scatter_f(float *gx, Py_ssize_t n, const float *g, const int *idx, const float *b00,
-                       const float *b01, const float *b10, const float *b11, const float *m,
-                       Py_ssize_t w2) nogil
-    void cgd_scatter_d(double *gx, Py_ssize_t n, const double *g, const int *idx,
-                       const double *b00, const double *b01, const double *b10,
+    void cgd_scatter_f(float *gx, Py_ssize_t K, Py_ssize_t n, Py_ssize_t ld, const float *g,
+                       const int *idx, const float *b00, const float *b01, const float *b10,
+                       const float *b11, const float *m, Py_ssize_t w2) nogil
+    void cgd_scatter_d(double *gx, Py_ssize_t K, Py_ssize_t n, Py_ssize_t ld, const double *g,
+                       const int *idx, const double *b00, const double *b01, const double *b10,
                        const double *b11, const double *m, Py_ssize_t w2) nogil
     void cgd_finish_f(float *gdy, float *gdx, float *gm, const float *a00, const float *a01,
                       const float *a10, const float *a11, const float *b00, const float *b01,
@@ -394,13 +399,13 @@ cdef inline void _gather(floating *out, Py_ssize_t n, const floating *x, const i
         cgd_gather_d(out, n, x, idx, t, t + field, t + 2 * field, t + 3 * field, m, w2)
 
 
-cdef inline void _scatter(floating *gx, Py_ssize_t n, const floating *gv, const int *idx,
-                          const floating *t, Py_ssize_t field, const floating *m,
-                          Py_ssize_t w2) noexcept nogil:
+cdef inline void _scatter(floating *gx, Py_ssize_t K, Py_ssize_t n, Py_ssize_t nc,
+                          const floating *gv, const int *idx, const floating *t,
+                          Py_ssize_t field, const floating *m, Py_ssize_t w2) noexcept nogil:
     if floating is float:
-        cgd_scatter_f(gx, n, gv, idx, t, t + field, t + 2 * field, t + 3 * field, m, w2)
+        cgd_scatter_f(gx, K, n, nc, gv, idx, t, t + field, t + 2 * field, t + 3 * field, m, w2)
     else:
-        cgd_scatter_d(gx, n, gv, idx, t, t + field, t + 2 * field, t + 3 * field, m, w2)
+        cgd_scatter_d(gx, K, n, nc, gv, idx, t, t + field, t + 2 * field, t + 3 * field, m, w2)
 
 
 cdef void _im2col(const Geom *g, const floating *x, const int *idx, const floating *tab,
@@ -458,10 +463,11 @@ cdef void _chunk_backward(const Geom *g, const floating *x, const floating *wt,
                     else:
                         cgd_accum_d(a, a + nc, a + 2 * nc, a + 3 * nc, np_, grow, xc,
                                     idx + gk * nc, g.W2)
-                if need_x:
-                    m = tab + T_M * field + gk * nc if g.use_mask else NULL
-                    _scatter(gx + c * g.Sp, np_, grow, idx + gk * nc, tab + gk * nc, field, m,
-                             g.W2)
+            if need_x:                  # every tap of channel c (table rows gg K .. gg K + K)
+                gk = gg * g.K
+                m = tab + T_M * field + gk * nc if g.use_mask else NULL
+                _scatter(gx + c * g.Sp, g.K, np_, nc, gcol + c * g.K * nc, idx + gk * nc,
+                         tab + gk * nc, field, m, g.W2)
         if not need_acc:
             continue
         for k in range(g.K):

@@ -24,11 +24,22 @@ gradient and the weight / bias gradients follow.
 
 Threads
 -------
-Each kernel is a ``prange`` over independent units (channels, blocks of channels, rows or
-groups); a unit's sums are accumulated by one thread in a fixed order (16 fixed lanes, then a
-fixed pairwise combination), so results are bitwise identical for any thread count and from run
-to run. The only reduction across units (layer-norm weight / bias gradients) uses fixed blocks
-of columns or fixed chunks of rows summed in order, again independent of the thread count.
+Each kernel is a ``prange`` over independent units; a unit's sums are accumulated by one thread
+in a fixed order (16 fixed lanes, then a fixed pairwise combination), so results are bitwise
+identical for any thread count and from run to run:
+
+- batch norm, runs of L >= 32: the units are the ``(n, c)`` runs of L contiguous elements, so
+  each thread streams through one contiguous range of memory (a prange over channels alone
+  reads N short runs per channel at a large stride and measured ~2x slower). Per-run sums go to
+  an ``(N, C)`` table that is added over n in order for each channel; then a second parallel
+  pass over the runs normalises (forward) or writes the input gradient (backward).
+- batch norm, L < 32 (e.g. ``(N, C)`` input): blocks of channels, each summed column by column
+  over the N rows (per-column accumulators), then normalised, by one thread.
+- layer / RMS norm: rows; group / instance norm: ``(n, group)`` pairs.
+
+The only reduction across units (layer-norm weight / bias gradients) uses tiles of columns or
+fixed chunks of rows whose partial sums are added in order, again independent of the thread
+count.
 
 The per-unit loops are C functions (below), compiled for AVX-512, AVX2 + FMA and baseline
 x86-64 with the best picked at load time (gcc ``target_clones``), like ``_vmath.h``.
@@ -70,7 +81,6 @@ cdef extern from *:
        the tail (< 16 elements) is summed separately and added last. The order is fixed by the
        code, so no reassociation is needed for the compiler to keep the lanes in registers. */
     #if defined(__GNUC__) || defined(__clang__)
-    #  define NRM_HAVE_VEC 1
     #  if defined(__GNUC__) && !defined(__clang__)
     #    pragma GCC diagnostic ignored "-Wpsabi"  /* the vector helpers are always inlined */
     #  endif
@@ -521,7 +531,7 @@ cdef extern from *:
 # Batch norm uses per-channel register accumulators when a channel's runs are at least this
 # long, else blocks of channels with per-column accumulators (e.g. (N, C) input, L = 1).
 cdef enum:
-    BN_MIN_RUN = 32
+    BN_MIN_RUN = 32           # batch norm: runs at least this long are units of the run path
     BN_BLOCK_COLS = 2048      # columns (channels * L) per block in the block path
     LN_COL_BLOCK = 256        # minimum columns per tile of the layer-norm backward (long rows)
     LN_MAX_COL_BLOCK = 8192   # maximum columns per tile

@@ -34,6 +34,49 @@ import numpy as np
 from ._parallel cimport n_threads_for
 
 
+# The vectorised inner loop of max pooling: one tap (a fixed input offset) against a row of
+# outputs. Plain C so that the pointers are ``restrict`` (no aliasing versions) and strides 1
+# and 2 are compile-time constants (vector loads and shuffles instead of element gathers).
+cdef extern from *:
+    """
+    #define CG_POOL_MAX_ROW(NAME, T)                                                           \
+    static void NAME(const T *restrict p, T *restrict yr, int *restrict sc, Py_ssize_t a,      \
+                     Py_ssize_t b, Py_ssize_t s, int base)                                     \
+    {                                                                                          \
+        Py_ssize_t ow;                                                                         \
+        if (s == 1) {                                                                          \
+            for (ow = a; ow < b; ow++) {                                                       \
+                T v = p[ow], m = yr[ow];                                                       \
+                int take = (v > m) | (v != v);                                                 \
+                yr[ow] = take ? v : m;                                                         \
+                sc[ow] = take ? base + (int)ow : sc[ow];                                       \
+            }                                                                                  \
+        } else if (s == 2) {                                                                   \
+            for (ow = a; ow < b; ow++) {                                                       \
+                T v = p[2 * ow], m = yr[ow];                                                   \
+                int take = (v > m) | (v != v);                                                 \
+                yr[ow] = take ? v : m;                                                         \
+                sc[ow] = take ? base + 2 * (int)ow : sc[ow];                                   \
+            }                                                                                  \
+        } else {                                                                               \
+            int s32 = (int)s;                                                                  \
+            for (ow = a; ow < b; ow++) {                                                       \
+                T v = p[ow * s], m = yr[ow];                                                   \
+                int take = (v > m) | (v != v);                                                 \
+                yr[ow] = take ? v : m;                                                         \
+                sc[ow] = take ? base + s32 * (int)ow : sc[ow];                                 \
+            }                                                                                  \
+        }                                                                                      \
+    }
+    CG_POOL_MAX_ROW(cg_pool_max_row_f, float)
+    CG_POOL_MAX_ROW(cg_pool_max_row_d, double)
+    """
+    void cg_pool_max_row_f(const float *p, float *yr, int *sc, Py_ssize_t a, Py_ssize_t b,
+                           Py_ssize_t s, int base) noexcept nogil
+    void cg_pool_max_row_d(const double *p, double *yr, int *sc, Py_ssize_t a, Py_ssize_t b,
+                           Py_ssize_t s, int base) noexcept nogil
+
+
 cdef struct Geom:
     Py_ssize_t D, H, W, oD, oH, oW
     Py_ssize_t dD, dH, dW          # dilations (1 for avg / adaptive)
@@ -122,6 +165,10 @@ cdef Tab _tab(const Py_ssize_t[:, ::1] t, Py_ssize_t o) except *:
     return r
 
 
+cdef tuple _shape4(Py_ssize_t *shape):
+    return (shape[0], shape[1], shape[2], shape[3])
+
+
 cdef int _check_planes(tuple xs, tuple ys, str name) except -1:
     if xs[0] != ys[0]:
         raise ValueError(f"{name}: input has {xs[0]} planes but output has {ys[0]}")
@@ -168,11 +215,8 @@ cdef void _max_fwd_plane(const floating *x, floating *y, long long *ind, int *sc
     cdef Py_ssize_t od, oh, ow, kd, kh, kw, W = g.W, HW = g.H * g.W, oW = g.oW
     cdef Py_ssize_t ds, dlo, dhi, hs, hlo, hhi, row
     cdef int base, first, s32 = <int> sW
-    cdef int take
-    cdef floating v, m
     cdef floating *yr
     cdef long long *ir
-    cdef const floating *p
     for od in range(g.oD):
         ds = td.start[od]
         dlo = td.lo[od]
@@ -200,13 +244,10 @@ cdef void _max_fwd_plane(const floating *x, floating *y, long long *ind, int *sc
                     row = (ds + kd * g.dD) * HW + (hs + kh * g.dH) * W + tw.start[0]
                     for kw in range(kW):
                         base = <int> (row + kw * g.dW)
-                        p = x + base
-                        for ow in range(a, b):
-                            v = p[ow * sW]
-                            m = yr[ow]
-                            take = (v > m) | (v != v)
-                            yr[ow] = v if take else m
-                            scratch[ow] = (base + s32 * <int> ow) if take else scratch[ow]
+                        if floating is float:
+                            cg_pool_max_row_f(x + base, yr, scratch, a, b, sW, base)
+                        else:
+                            cg_pool_max_row_d(x + base, yr, scratch, a, b, sW, base)
             for ow in range(a, b):
                 ir[ow] = scratch[ow]
 
@@ -387,9 +428,9 @@ def max_pool_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
                      tuple dilation):
     """out, indices := max over each window of each plane of x (P, D, H, W); kernel, stride,
     padding and dilation are (d, h, w) triples."""
-    cdef tuple xs = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]), ys = (out.shape[0], out.shape[1], out.shape[2], out.shape[3])
+    cdef tuple xs = _shape4(x.shape), ys = _shape4(out.shape)
     _check_planes(xs, ys, "max_pool_forward")
-    if (indices.shape[0], indices.shape[1], indices.shape[2], indices.shape[3]) != ys:
+    if _shape4(indices.shape) != ys:
         raise ValueError("max_pool_forward: indices and output shapes differ")
     tabs = [_tap_table(xs[i + 1], ys[i + 1], kernel[i], stride[i], padding[i], dilation[i])
             for i in range(3)]
@@ -420,7 +461,7 @@ def max_pool_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
 def avg_pool_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out, tuple kernel,
                      tuple stride, tuple padding, bint count_include_pad, Py_ssize_t divisor):
     """out := mean of each window of each plane of x (P, D, H, W); divisor 0 = no override."""
-    cdef tuple xs = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]), ys = (out.shape[0], out.shape[1], out.shape[2], out.shape[3])
+    cdef tuple xs = _shape4(x.shape), ys = _shape4(out.shape)
     _check_planes(xs, ys, "avg_pool_forward")
     tabs = [_avg_table(xs[i + 1], ys[i + 1], kernel[i], stride[i], padding[i]) for i in range(3)]
     cdef Tab td = _tab(tabs[0], ys[1]), th = _tab(tabs[1], ys[2]), tw = _tab(tabs[2], ys[3])
@@ -445,7 +486,7 @@ def avg_pool_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
 def avg_pool_backward(const floating[:, :, :, ::1] grad, floating[:, :, :, ::1] out, tuple kernel,
                       tuple stride, tuple padding, bint count_include_pad, Py_ssize_t divisor):
     """out (P, D, H, W) := adjoint of avg_pool_forward applied to grad (P, oD, oH, oW)."""
-    cdef tuple xs = (out.shape[0], out.shape[1], out.shape[2], out.shape[3]), ys = (grad.shape[0], grad.shape[1], grad.shape[2], grad.shape[3])
+    cdef tuple xs = _shape4(out.shape), ys = _shape4(grad.shape)
     _check_planes(xs, ys, "avg_pool_backward")
     tabs = [_avg_table(xs[i + 1], ys[i + 1], kernel[i], stride[i], padding[i]) for i in range(3)]
     cdef Tab td = _tab(tabs[0], ys[1]), th = _tab(tabs[1], ys[2]), tw = _tab(tabs[2], ys[3])
@@ -473,7 +514,7 @@ def avg_pool_backward(const floating[:, :, :, ::1] grad, floating[:, :, :, ::1] 
 
 def adaptive_avg_pool_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out):
     """out := mean of each adaptive window of each plane of x (P, D, H, W)."""
-    cdef tuple xs = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]), ys = (out.shape[0], out.shape[1], out.shape[2], out.shape[3])
+    cdef tuple xs = _shape4(x.shape), ys = _shape4(out.shape)
     _check_planes(xs, ys, "adaptive_avg_pool_forward")
     tabs = [_adaptive_table(xs[i + 1], ys[i + 1]) for i in range(3)]
     cdef Tab td = _tab(tabs[0], ys[1]), th = _tab(tabs[1], ys[2]), tw = _tab(tabs[2], ys[3])
@@ -491,7 +532,7 @@ def adaptive_avg_pool_forward(const floating[:, :, :, ::1] x, floating[:, :, :, 
 
 def adaptive_avg_pool_backward(const floating[:, :, :, ::1] grad, floating[:, :, :, ::1] out):
     """out (P, D, H, W) := adjoint of adaptive_avg_pool_forward applied to grad (P, oD, oH, oW)."""
-    cdef tuple xs = (out.shape[0], out.shape[1], out.shape[2], out.shape[3]), ys = (grad.shape[0], grad.shape[1], grad.shape[2], grad.shape[3])
+    cdef tuple xs = _shape4(out.shape), ys = _shape4(grad.shape)
     _check_planes(xs, ys, "adaptive_avg_pool_backward")
     tabs = [_adaptive_table(xs[i + 1], ys[i + 1]) for i in range(3)]
     cdef Tab td = _tab(tabs[0], ys[1]), th = _tab(tabs[1], ys[2]), tw = _tab(tabs[2], ys[3])
@@ -513,9 +554,9 @@ def adaptive_avg_pool_backward(const floating[:, :, :, ::1] grad, floating[:, :,
 def adaptive_max_pool_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
                               long long[:, :, :, ::1] indices):
     """out, indices := max over each adaptive window of each plane of x (P, D, H, W)."""
-    cdef tuple xs = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]), ys = (out.shape[0], out.shape[1], out.shape[2], out.shape[3])
+    cdef tuple xs = _shape4(x.shape), ys = _shape4(out.shape)
     _check_planes(xs, ys, "adaptive_max_pool_forward")
-    if (indices.shape[0], indices.shape[1], indices.shape[2], indices.shape[3]) != ys:
+    if _shape4(indices.shape) != ys:
         raise ValueError("adaptive_max_pool_forward: indices and output shapes differ")
     tabs = [_adaptive_table(xs[i + 1], ys[i + 1]) for i in range(3)]
     cdef Tab td = _tab(tabs[0], ys[1]), th = _tab(tabs[1], ys[2]), tw = _tab(tabs[2], ys[3])

@@ -23,10 +23,12 @@ def selective_scan_forward(u: _Array, delta: _Array, A: _Array, B: _Array, b_geo
 def selective_scan_backward(u: _Array, delta: _Array, A: _Array, B: _Array, b_geom: tuple[int, int, int, int],
                             C: _Array, c_geom: tuple[int, int, int, int], D: _Array, z: _Array, bias: _Array,
                             softplus: bool, h0: _Array, states: _Array, gout: _Array, glast: _Array,
-                            chunk: int, cb: int, du: _Array, ddelta: _Array, dz: _Array, dh0: _Array,
+                            chunk: int, block_start: npt.NDArray[np.intp], du: _Array, ddelta: _Array,
+                            dz: _Array, dh0: _Array,
                             dA: _F64, dD: _F64, dbias: _F64, dB: _F64, db_geom: tuple[int, int, int, int],
                             dC: _F64, dc_geom: tuple[int, int, int, int]) -> None:
     """Gradients of the scan given gout (and glast). du, ddelta, dz, dh0 are complete; dA (batch,
-    dim, NP), dD and dbias (batch, dim) are per-batch partials and dB / dC partial rows
-    ``(per_b, q, per_item, st)``-addressed in float64, summed over batch / blocks by the caller.
-    Work items are (batch, block of cb channels); cb must divide dim."""
+    dim, NP), dD and dbias (batch, dim) are per-batch partials and dB / dC partial rows in float64,
+    the row of (b, d, t) at ``b * per_b + (d if by_channel else block) * per_item + t * st`` for
+    the geometry ``(per_b, by_channel, per_item, st)``; the caller sums them over batch / blocks.
+    Work items are (batch, channel block), block k = [block_start[k], block_start[k + 1])."""

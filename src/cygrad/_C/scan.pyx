@@ -19,10 +19,12 @@ The forward runs the recurrence in chunks of ``chunk`` steps and stores the stat
 chunk in ``states`` (batch, dim, n_chunks, NP); nothing else is kept. The backward walks the
 chunks in reverse: it recomputes a chunk's states and decays from its entry state into
 per-thread buffers, then runs the reverse recurrence through it. Memory beyond the inputs and
-outputs is O(batch * dim * NP * L / chunk) plus per-thread O(chunk * NP).
+outputs is O(batch * dim * NP * L / chunk) plus per-thread O(chunk * NP); the backward also
+holds the float64 partial gradients of time-varying B / C, one per (batch, block of channels)
+(the caller uses at most 16 blocks per batch element, so at most 16 times B's / C's size).
 
 Parallelism: the forward is a ``prange`` over the (batch, channel) pairs. The backward is a
-``prange`` over work items (batch, block of ``cb`` consecutive channels); an item handles its
+``prange`` over work items (batch, block of consecutive channels); an item handles its
 channels one after the other and accumulates the gradients of the shared tensors into buffers
 that only it writes (float64): dB / dC of time-varying B / C per (batch, block), time-invariant
 ones, dA, dD and d(bias) per (batch, channel). The caller sums those partials in a fixed order.
@@ -432,7 +434,8 @@ def selective_scan_backward(
     const floating[:, :, ::1] gout,     # IN (batch, dim, L) gradient of out
     const floating[:, :, ::1] glast,    # IN (batch, dim, NP) gradient of the last state, or (0, 0, 0)
     Py_ssize_t chunk,                   # IN same as the forward
-    Py_ssize_t cb,                      # IN channels per work item; divides dim
+    const Py_ssize_t[::1] block_start,  # IN channel blocks: block k is [block_start[k], block_start[k+1]);
+                                        #    0 = block_start[0] < ... < block_start[n_blocks] = dim
     floating[:, :, ::1] du,             # OUT (batch, dim, L)
     floating[:, :, ::1] ddelta,         # OUT (batch, dim, L)
     floating[:, :, ::1] dz,             # OUT (batch, dim, L) or (0, 0, 0)
@@ -441,8 +444,8 @@ def selective_scan_backward(
     double[:, ::1] dD,                  # OUT (batch, dim) partials (ignored without D)
     double[:, ::1] dbias,               # OUT (batch, dim) partials of the delta-bias gradient
     double[::1] dB,                     # OUT flat partial rows of NP, or empty (not needed)
-    tuple db_geom,                      # IN (per_b, q, per_item, st): row of (b, d, t) at
-                                        #    b * per_b + (d // q) * per_item + t * st
+    tuple db_geom,                      # IN (per_b, by_channel, per_item, st): row of (b, d, t) at
+                                        #    b * per_b + (d if by_channel else block) * per_item + t * st
     double[::1] dC,                     # OUT flat partial rows, or empty
     tuple dc_geom,                      # IN as db_geom
 ):
@@ -450,12 +453,13 @@ def selective_scan_backward(
     cdef Py_ssize_t batch = u.shape[0], dim = u.shape[1], L = u.shape[2], NP = A.shape[1]
     cdef Py_ssize_t b_sb = b_geom[0], b_q = b_geom[1], b_sg = b_geom[2], b_st = b_geom[3]
     cdef Py_ssize_t c_sb = c_geom[0], c_q = c_geom[1], c_sg = c_geom[2], c_st = c_geom[3]
-    cdef Py_ssize_t db_pb = db_geom[0], db_q = db_geom[1], db_pi = db_geom[2], db_st = db_geom[3]
-    cdef Py_ssize_t dc_pb = dc_geom[0], dc_q = dc_geom[1], dc_pi = dc_geom[2], dc_st = dc_geom[3]
+    cdef Py_ssize_t db_pb = db_geom[0], db_pi = db_geom[2], db_st = db_geom[3]
+    cdef Py_ssize_t dc_pb = dc_geom[0], dc_pi = dc_geom[2], dc_st = dc_geom[3]
+    cdef bint db_by_channel = db_geom[1] != 0, dc_by_channel = dc_geom[1] != 0
     cdef bint has_D = D.shape[0] > 0, has_z = z.shape[0] > 0, has_bias = bias.shape[0] > 0
     cdef bint has_h0 = h0.shape[0] > 0, has_glast = glast.shape[0] > 0, want_dh0 = dh0.shape[0] > 0
     cdef bint want_dB = dB.shape[0] > 0, want_dC = dC.shape[0] > 0
-    cdef Py_ssize_t n_blocks, n_items, w, b, d, k, c0, nt, ci, n_chunks, t
+    cdef Py_ssize_t n_blocks = block_start.shape[0] - 1, n_items, w, b, d, k, c0, nt, ci, n_chunks, t
     cdef floating *buf
     cdef floating *dh
     cdef floating *E
@@ -483,10 +487,12 @@ def selective_scan_backward(
         return
     if chunk < 1 or chunk > 4096:
         raise ValueError(f"chunk must be in [1, 4096], got {chunk}")
-    if cb < 1 or dim % cb != 0:
-        raise ValueError(f"block size {cb} does not divide dim {dim}")
+    if n_blocks < 1 or block_start[0] != 0 or block_start[n_blocks] != dim:
+        raise ValueError(f"channel blocks must start at 0 and end at dim = {dim}")
+    for k in range(n_blocks):
+        if block_start[k + 1] <= block_start[k]:
+            raise ValueError("channel blocks must be non-empty and increasing")
     n_chunks = (L + chunk - 1) // chunk
-    n_blocks = dim // cb
     n_items = batch * n_blocks
     # The dB / dC partials are accumulated with +=: clear them first.
     if want_dB:
@@ -510,8 +516,8 @@ def selective_scan_backward(
                 failed[0] = 1
             else:
                 b = w // n_blocks
-                for k in range(cb):
-                    d = (w % n_blocks) * cb + k
+                k = w % n_blocks
+                for d in range(block_start[k], block_start[k + 1]):
                     Dd = D[d] if has_D else 0
                     bb = bias[d] if has_bias else 0
                     sD = 0
@@ -537,8 +543,10 @@ def selective_scan_backward(
                         dup = &du[b, d, c0]
                         sD = sD + _gout(nt, &gout[b, d, c0], y, &u[b, d, c0], Dd, zp, gy, dzp, dup)
                         # reverse recurrence
-                        dBp = &dB[0] + b * db_pb + (d // db_q) * db_pi + c0 * db_st if want_dB else NULL
-                        dCp = &dC[0] + b * dc_pb + (d // dc_q) * dc_pi + c0 * dc_st if want_dC else NULL
+                        dBp = &dB[0] + b * db_pb + (d if db_by_channel else k) * db_pi + c0 * db_st \
+                            if want_dB else NULL
+                        dCp = &dC[0] + b * dc_pb + (d if dc_by_channel else k) * dc_pi + c0 * dc_st \
+                            if want_dC else NULL
                         _bwd_chunk(nt, NP, dh, hs, &A[d, 0], dt, &u[b, d, c0], Bp, b_st, Cp, c_st, E, H, gy,
                                    ddt, dup, dAacc, dBp, db_st, dCp, dc_st)
                         # through softplus

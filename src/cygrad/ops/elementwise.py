@@ -160,8 +160,8 @@ class Mul(Function):
     @staticmethod
     def forward(ctx, a, b):
         ad, bd = operands(a, b)
-        if b.__class__ is Tensor:
-            ctx.save_for_backward(a if a.__class__ is Tensor else None, b)
+        if isinstance(b, Tensor):   # Parameter and other subclasses too
+            ctx.save_for_backward(a if isinstance(a, Tensor) else None, b)
         else:
             ctx.b = b
             ctx.save_for_backward(None, None)

@@ -233,15 +233,15 @@ class _MaxPool(Function):
     @staticmethod
     def forward(ctx, x, geo, with_indices):
         xd = _kernel_array(x._data)
-        out = np.empty(geo.out4, xd.dtype)
-        idx = np.empty(geo.out4, np.int64)
+        out = np.empty(geo.out_shape, xd.dtype)  # arrays that own their memory (no views), so
+        idx = np.empty(geo.out_shape, np.int64)  # the engine can adopt gradients without a copy
         if geo.adaptive:
-            K.adaptive_max_pool_forward(xd.reshape(geo.in4), out, idx)
+            K.adaptive_max_pool_forward(xd.reshape(geo.in4), out.reshape(geo.out4), idx.reshape(geo.out4))
         else:
-            K.max_pool_forward(xd.reshape(geo.in4), out, idx, geo.k, geo.s, geo.p, geo.d)
+            K.max_pool_forward(xd.reshape(geo.in4), out.reshape(geo.out4), idx.reshape(geo.out4), geo.k, geo.s,
+                               geo.p, geo.d)
         ctx.geo = geo
-        out = out.reshape(geo.out_shape).astype(x._data.dtype, copy=False)
-        idx = idx.reshape(geo.out_shape)
+        out = out.astype(x._data.dtype, copy=False)
         ctx.save_for_backward(idx)
         if with_indices:
             ctx.set_materialize_grads(False)
@@ -259,23 +259,24 @@ class _MaxPool(Function):
 
 def _avg_forward_array(xd_in, geo):
     xd = _kernel_array(xd_in)
-    out = np.empty(geo.out4, xd.dtype)
+    out = np.empty(geo.out_shape, xd.dtype)
     if geo.adaptive:
-        K.adaptive_avg_pool_forward(xd.reshape(geo.in4), out)
+        K.adaptive_avg_pool_forward(xd.reshape(geo.in4), out.reshape(geo.out4))
     else:
-        K.avg_pool_forward(xd.reshape(geo.in4), out, geo.k, geo.s, geo.p, geo.include_pad, geo.divisor)
-    return out.reshape(geo.out_shape).astype(xd_in.dtype, copy=False)
+        K.avg_pool_forward(xd.reshape(geo.in4), out.reshape(geo.out4), geo.k, geo.s, geo.p, geo.include_pad,
+                           geo.divisor)
+    return out.astype(xd_in.dtype, copy=False)
 
 
 def _avg_backward_array(gd_in, geo, dtype):
     gd = _kernel_array(gd_in.astype(dtype, copy=False))
-    out = np.empty(geo.in4, gd.dtype)
+    out = np.empty(geo.in_shape, gd.dtype)
     g4 = gd.reshape(geo.out4)
     if geo.adaptive:
-        K.adaptive_avg_pool_backward(g4, out)
+        K.adaptive_avg_pool_backward(g4, out.reshape(geo.in4))
     else:
-        K.avg_pool_backward(g4, out, geo.k, geo.s, geo.p, geo.include_pad, geo.divisor)
-    return out.reshape(geo.in_shape).astype(dtype, copy=False)
+        K.avg_pool_backward(g4, out.reshape(geo.in4), geo.k, geo.s, geo.p, geo.include_pad, geo.divisor)
+    return out.astype(dtype, copy=False)
 
 
 class _AvgPool(Function):

@@ -171,17 +171,21 @@ def _state_arr(h, spec, kd):
     return a
 
 
-def _block_size(spec):
-    """Channels per backward work item: divides the channels of every time-varying B / C group."""
+def _blocks(spec):
+    """Channel blocks of the backward's work items, as the start of each block plus ``dim``.
+
+    Every block lies inside one group of each time-varying B / C (their partial gradients are
+    per block), and there are about ``_MIN_BLOCKS`` of them per batch element (more when the
+    groups are more numerous). The blocks depend on the shapes only, never on the thread count.
+    """
     g = spec.dim
     for groups in (spec.b_groups, spec.c_groups):
         if groups:
             g = math.gcd(g, spec.dim // groups)
-    best = 1
-    for cb in range(1, g + 1):
-        if g % cb == 0 and spec.dim // cb >= min(_MIN_BLOCKS, spec.dim):
-            best = cb
-    return best
+    units = spec.dim // g                      # consecutive runs of g channels sharing their groups
+    per_unit = max(1, min(g, -(-_MIN_BLOCKS // units)))
+    starts = [u * g + (k * g) // per_unit for u in range(units) for k in range(per_unit)]
+    return np.array(starts + [spec.dim], dtype=np.intp)
 
 
 class _Prepared:
@@ -254,7 +258,8 @@ class SelectiveScan(Function):
             gl[..., :n] = glast._data
         else:
             gl = np.empty((0, 0, 0), kd)
-        cb = _block_size(spec)
+        blocks = _blocks(spec)
+        nb = len(blocks) - 1
         du = np.empty((batch, dim, L), kd)
         ddelta = np.empty((batch, dim, L), kd)
         dz = np.empty((batch, dim, L), kd) if z is not None else np.empty((0, 0, 0), kd)
@@ -265,23 +270,24 @@ class SelectiveScan(Function):
 
         def partial(groups, need):
             if not need:
-                return np.empty(0, np.float64), (0, 1, 0, 0)
-            if groups == 0:
+                return np.empty(0, np.float64), (0, 0, 0, 0)
+            if groups == 0:                    # one (NP,) row per (batch, channel), summed over time
                 return np.empty(batch * dim * NP, np.float64), (dim * NP, 1, NP, 0)
-            nb = dim // cb
-            return np.empty(batch * nb * L * NP, np.float64), (nb * L * NP, cb, L * NP, NP)
+            return np.empty(batch * nb * L * NP, np.float64), (nb * L * NP, 0, L * NP, NP)
 
         dBp, db_geom = partial(spec.b_groups, needs[3])
         dCp, dc_geom = partial(spec.c_groups, needs[4])
         _K.selective_scan_backward(p.u, p.delta, p.A, p.B, p.b_geom, p.C, p.c_geom, p.D, p.z, p.bias,
-                                   ctx.softplus, p.h0, ctx.states, g, gl, ctx.chunk, cb,
+                                   ctx.softplus, p.h0, ctx.states, g, gl, ctx.chunk, blocks,
                                    du, ddelta, dz, dh0, dA, dD, dbias, dBp, db_geom, dCp, dc_geom)
 
         def reduce_bc(part, groups, t):
             if groups == 0:
                 r = part.reshape(batch, dim, NP).sum(0)[:, :n]
             else:
-                r = part.reshape(batch, groups, (dim // groups) // cb, L, NP).sum(2)[..., :n]
+                # blocks of group j start at the first block whose first channel is >= j * dim / groups
+                first = np.searchsorted(blocks[:-1], np.arange(groups) * (dim // groups))
+                r = np.add.reduceat(part.reshape(batch, nb, L, NP), first, axis=1)[..., :n]
                 r = r.transpose(0, 1, 3, 2).reshape(t._data.shape)
             return _grad(r, t)
 

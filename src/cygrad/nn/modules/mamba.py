@@ -113,14 +113,15 @@ class Mamba(Module):
                              padding=d_conv - 1, bias=conv_bias, **kw)
         self.x_proj = Linear(self.d_inner, self.dt_rank + self.d_state * 2, bias=False, **kw)
         self.dt_proj = Linear(self.dt_rank, self.d_inner, bias=True, **kw)
+        self._init_dt()
         pdt = _D.to_dtype(dtype) if dtype is not None else _D.get_default_dtype()
         self.A_log = Parameter(Tensor._make(np.zeros((self.d_inner, d_state), pdt.np)))
         self.D = Parameter(Tensor._make(np.ones(self.d_inner, pdt.np)))
-        self.out_proj = Linear(self.d_inner, d_model, bias=bias, **kw)
         self._init_ssm()
+        self.out_proj = Linear(self.d_inner, d_model, bias=bias, **kw)
 
-    def _init_ssm(self):
-        """The reference initialisation of dt_proj, A_log and D (the linear layers keep theirs)."""
+    def _init_dt(self):
+        """dt_proj: weight U(-s, s) or constant s; bias = softplus^-1(dt), dt log-uniform in [dt_min, dt_max]."""
         from ..._creation import rand
         dt_init, dt_min, dt_max, dt_scale, floor = self._dt_init
         std = self.dt_rank ** -0.5 * dt_scale
@@ -134,15 +135,21 @@ class Mamba(Module):
         inv_dt = dt + np.log(-np.expm1(-dt))        # inverse of softplus
         with no_grad():
             self.dt_proj.bias.copy_(Tensor._make(inv_dt))
+
+    def _init_ssm(self):
+        """S4D-real A (A_log = log(1..d_state) in every row) and D = 1."""
+        with no_grad():
             a = np.log(np.arange(1, self.d_state + 1, dtype=np.float64))
             self.A_log.copy_(Tensor._make(np.broadcast_to(a, (self.d_inner, self.d_state)).copy()))
             self.D.fill_(1.0)
 
     def reset_parameters(self):
         """Re-draw every parameter with the reference initialisation."""
-        for m in (self.in_proj, self.conv1d, self.x_proj, self.dt_proj, self.out_proj):
+        for m in (self.in_proj, self.conv1d, self.x_proj, self.dt_proj):
             m.reset_parameters()
+        self._init_dt()
         self._init_ssm()
+        self.out_proj.reset_parameters()
 
     def extra_repr(self):
         return (f"d_model={self.d_model}, d_state={self.d_state}, d_conv={self.d_conv}, expand={self.expand}, "

@@ -188,10 +188,11 @@ class _InstanceNorm(_NormBase):
             keys = [prefix + k for k in ("running_mean", "running_var") if prefix + k in state_dict]
             if keys:
                 name = type(self).__name__
+                names = " and ".join(f'"{k}"' for k in keys)
                 error_msgs.append(
-                    f"Unexpected running stats buffer(s) {' and '.join(repr(k).replace(chr(39), chr(34)) for k in keys)}"
-                    f" for {name} with track_running_stats=False. If state_dict is a checkpoint saved before 0.4.0, "
-                    f"this may be expected because {name} does not track running stats by default since 0.4.0. "
+                    f"Unexpected running stats buffer(s) {names} for {name} with track_running_stats=False. "
+                    f"If state_dict is a checkpoint saved before 0.4.0, this may be expected because {name} "
+                    f"does not track running stats by default since 0.4.0. "
                     f"Please remove these keys from state_dict. If the running stats are actually needed, instead "
                     f"set track_running_stats=True in {name} to enable them. See the documentation of {name} for "
                     f"details.")

@@ -48,7 +48,7 @@ class PackedSequence(_PackedSequenceBase):
     Attributes
     ----------
     data : Tensor
-        (sum of lengths, *): the rows of all sequences, step by step.
+        ``(sum of lengths, *)``: the rows of all sequences, step by step.
     batch_sizes : Tensor
         int64 (max length,): the number of sequences running at each step.
     sorted_indices, unsorted_indices : Tensor or None
@@ -146,7 +146,7 @@ def pack_padded_sequence(input, lengths, batch_first=False, enforce_sorted=True)
     Parameters
     ----------
     input : Tensor
-        (T, B, *) padded sequences, or (B, T, *) with ``batch_first``.
+        ``(T, B, *)`` padded sequences, or ``(B, T, *)`` with ``batch_first``.
     lengths : Tensor or list of int
         (B,) the length of each sequence (each in [1, T]).
     batch_first : bool, default False
@@ -209,7 +209,7 @@ def pad_packed_sequence(sequence, batch_first=False, padding_value=0.0, total_le
     ----------
     sequence : PackedSequence
     batch_first : bool, default False
-        Return (B, T, *) instead of (T, B, *).
+        Return ``(B, T, *)`` instead of ``(T, B, *)``.
     padding_value : float, default 0
     total_length : int, optional
         Pad to this length (at least the longest sequence; ValueError otherwise).
@@ -254,14 +254,14 @@ def pad_packed_sequence(sequence, batch_first=False, padding_value=0.0, total_le
 
 
 def pad_sequence(sequences, batch_first=False, padding_value=0.0, padding_side="right"):
-    """Stack variable-length tensors (L_i, *) into one padded tensor.
+    """Stack variable-length tensors ``(L_i, *)`` into one padded tensor.
 
     Parameters
     ----------
     sequences : list of Tensor
         Same trailing shape; the result has the first one's dtype.
     batch_first : bool, default False
-        Return (B, T, *) instead of (T, B, *), T the longest length.
+        Return ``(B, T, *)`` instead of ``(T, B, *)``, T the longest length.
     padding_value : float, default 0
     padding_side : {"right", "left"}, default "right"
 
