@@ -5,6 +5,11 @@
     python benchmarks/run.py --only matmul_1024   # one workload (repeat --only or use commas)
     python benchmarks/run.py --out docs/_static/bench   # refresh the chart and table the docs show
 
+Workloads registered with ``memory=True`` also get each library's peak memory during one step:
+a fresh subprocess per library runs the setup and one warm-up step, resets the kernel's
+high-water mark of the resident set (``/proc/self/clear_refs``, Linux) and runs one more step;
+the peak is the high-water mark minus the resident set just before that step.
+
 For each workload the setup runs once per library, then both step functions are
 warmed up and timed alternately (cygrad, torch, torch, cygrad, ... so that a slow
 drift of the machine hits both alike). The median of each is reported with the
@@ -23,6 +28,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -55,6 +61,7 @@ def parse_args(argv=None):
     p.add_argument("--fail-on-target", action="store_true",
                    help="exit with status 1 if any ratio is above its target")
     p.add_argument("--no-plot", action="store_true", help="do not write results.png")
+    p.add_argument("--peak-memory", metavar="NAME", help=argparse.SUPPRESS)  # internal: one library, one workload
     return p.parse_args(argv)
 
 
@@ -99,6 +106,50 @@ def measure(step_c, step_b, profile):
 def setup_workload(wl, lib):
     lib.manual_seed(0)
     return wl.setup(lib)
+
+
+def _proc_status_kib(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise OSError(f"{field} not in /proc/self/status")
+
+
+def peak_memory_child(wl, lib):
+    """Print the peak resident-set growth (bytes) during one step of ``wl`` (run in a subprocess)."""
+    step = setup_workload(wl, lib)
+    step()                                   # warm-up: caches, allocator pools, lazy imports
+    gc.collect()
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")                         # reset VmHWM to the current resident set
+    before = _proc_status_kib("VmRSS")
+    step()
+    print(json.dumps(dict(peak_bytes=(_proc_status_kib("VmHWM") - before) * 1024)))
+
+
+def measure_peak_memory(name, libname, threads):
+    """Peak memory of one step of workload ``name`` in library ``libname`` (bytes, or None)."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--peak-memory", name, "--candidate", libname,
+           "--threads", str(threads)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(f"\n  peak memory of {name} in {libname} failed: {proc.stderr.strip()[-300:]}", file=sys.stderr)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])["peak_bytes"]
+
+
+def fmt_mib(nbytes):
+    return "n/a" if nbytes is None else f"{nbytes / 2**20:.0f}"
+
+
+def memory_table(rows, cand, base):
+    rows = [r for r in rows if r.get("peak_c") is not None or r.get("peak_b") is not None]
+    if not rows:
+        return ""
+    lines = [f"| workload | {cand} peak memory (MiB) | {base} peak memory (MiB) |", "| --- | ---: | ---: |"]
+    lines += [f"| {r['name']} | {fmt_mib(r.get('peak_c'))} | {fmt_mib(r.get('peak_b'))} |" for r in rows]
+    return "\n".join(lines)
 
 
 def fmt_ms(seconds):
@@ -163,6 +214,11 @@ def plot(rows, path, cand, base, title_extra):
 def main(argv=None):
     args = parse_args(argv)
     registry = load_all()
+    if args.peak_memory:
+        lib = importlib.import_module(args.candidate)
+        lib.set_num_threads(args.threads)
+        peak_memory_child(registry[args.peak_memory], lib)
+        return 0
     if args.list:
         for wl in registry.values():
             print(f"{wl.name:20s} target {wl.target:<5g} [{wl.group}] {wl.description}")
@@ -225,6 +281,11 @@ def main(argv=None):
         row["pass"] = row["ratio"] <= wl.target
         print(f"{cname} {fmt_ms(med_c)} ms, {bname} {fmt_ms(med_b)} ms, ratio {row['ratio']:.2f} "
               f"(target {wl.target:g}, {len(samples_c)} repeats)")
+        if wl.memory:
+            row["peak_c"] = measure_peak_memory(name, cname, args.threads)
+            row["peak_b"] = measure_peak_memory(name, bname, args.threads)
+            print(f"{'':24s}peak memory of one step: {cname} {fmt_mib(row['peak_c'])} MiB, "
+                  f"{bname} {fmt_mib(row['peak_b'])} MiB")
         rows.append(row)
 
     when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
@@ -234,8 +295,12 @@ def main(argv=None):
         f"{'quick' if args.quick else 'full'} profile, {when}"
     )
     table = markdown_table(rows, cname, bname)
+    mem = memory_table(rows, cname, bname)
     print()
     print(table)
+    if mem:
+        print()
+        print(mem)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -243,6 +308,8 @@ def main(argv=None):
         f"{table}\n\nMedian wall time of one iteration, both libraries timed alternately in one process; "
         f"ratio = {cname} / {bname}, lower is better; a workload passes when its ratio is at most its target.  \n"
         f"Measured with `python benchmarks/run.py{' --quick' if args.quick else ''}`: {meta}.\n"
+        + (f"\n{mem}\n\nPeak memory: growth of the resident set during one step (after a warm-up step), "
+           f"each library in its own process.\n" if mem else "")
     )
     (out / "results.json").write_text(json.dumps(
         dict(meta=dict(candidate=cname, candidate_version=str(cand.__version__), baseline=bname,

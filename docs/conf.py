@@ -25,10 +25,7 @@ extensions = [
     "myst_nb",
 ]
 
-exclude_patterns = ["_build", "_static", "**.ipynb_checkpoints", "Thumbs.db", ".DS_Store",
-                    # Drafts written ahead of their APIs' integration; not built until verified.
-                    "tutorials/cnn.md", "tutorials/lstm-language-model.md", "tutorials/mamba.md",
-                    "deformable-conv.md"]
+exclude_patterns = ["_build", "_static", "**.ipynb_checkpoints", "Thumbs.db", ".DS_Store"]
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 templates_path = []
 

@@ -14,6 +14,7 @@ import pytest
 import cygrad
 import cygrad.nn.functional as CF
 from cygrad._C import conv as K
+from cygrad.ops.conv import _same_padding
 from conftest import FLOAT_DTYPES, assert_close, compare, gradcheck, gradgradcheck, randn, rng
 
 # torch warns that it copies the input for padding='same' with an even kernel (cygrad does not)
@@ -334,6 +335,7 @@ def test_empty_batch(torch):
 THREAD_CASES = [
     ("conv2d", (4, 8, 20, 20), (16, 8, 3, 3), dict(padding=1)),
     ("conv2d", (1, 8, 40, 40), (16, 4, 3, 3), dict(padding=1, groups=2)),      # one image: split inside
+    ("conv2d", (1, 16, 24, 24), (16, 16, 3, 3), dict(padding=1)),               # channels-last / split
     ("conv2d", (3, 16, 20, 20), (16, 1, 3, 3), dict(padding=1, groups=16)),    # depthwise
     ("conv1d", (2, 32, 300), (32, 1, 4), dict(padding=3, groups=32)),         # causal depthwise
     ("conv3d", (2, 4, 8, 12, 12), (8, 4, 3, 3, 3), dict(padding=1)),
@@ -362,6 +364,9 @@ def test_thread_count_independence(restore_threads, name, xs, ws, kw, dtype):
     for a, c, r in zip(one, two, again):
         np.testing.assert_array_equal(c, r)      # run to run: identical
         np.testing.assert_allclose(a, c, **tol)  # 1 vs 2 threads: rounding only
+    if "transpose" not in name:                  # forward chunks do not depend on the thread count
+        np.testing.assert_array_equal(one[0], two[0])
+    np.testing.assert_array_equal(one[3], two[3])  # bias gradient: double sums in a fixed order
     if kw.get("groups", 1) == xs[1]:             # depthwise kernels: bitwise independent of threads
         for a, c in zip(one, two):
             np.testing.assert_array_equal(a, c)
@@ -379,19 +384,41 @@ def test_bias_gradient_is_bitwise_thread_independent(restore_threads):
     np.testing.assert_allclose(outs[0], g.astype(np.float64).sum(axis=(0, 2, 3)), rtol=1e-6)
 
 
-def test_small_column_buffer_gives_same_result():
-    # many chunks per image (chunk edges inside output rows) must not change the result
-    x, w = randn(2, 3, 11, 13, seed=1), randn(4, 3, 3, 3, seed=2)
-    kw = dict(stride=(1, 2), padding=(2, 1), dilation=(2, 1))
-    full = _fwd_bwd("conv2d", x, w, randn(4), kw)
+PATH_CASES = [
+    # (x shape, w shape, kwargs): chunks of 64 positions start and end inside output rows
+    ((2, 3, 11, 13), (4, 3, 3, 3), dict(stride=(1, 2), padding=(2, 1), dilation=(2, 1))),
+    ((2, 8, 11, 13), (5, 8, 3, 3), dict(padding=1)),                     # channels-last, row runs
+    ((2, 3, 11, 13), (5, 3, 3, 3), dict(padding=1)),                     # NCHW, row runs
+    ((2, 16, 9, 10), (6, 8, 3, 2), dict(padding=(1, 0), groups=2, dilation=(1, 2))),
+    ((2, 8, 10, 9), (4, 8, 2, 4), dict(padding="same")),
+    ((1, 8, 5, 6, 7), (4, 8, 3, 3, 3), dict(padding=1)),
+    ((2, 8, 5, 6, 7), (4, 8, 2, 3, 3), dict(padding=(0, 1, 2), stride=(2, 1, 1))),
+]
+
+
+@pytest.mark.parametrize("xs,ws,kw", PATH_CASES, ids=[str(i) for i in range(len(PATH_CASES))])
+def test_kernel_paths_agree(xs, ws, kw):
+    # small column buffers (many chunks), position-major and channel-major columns: same results
+    nd = len(xs) - 2
+    name = f"conv{nd}d"
+    x, w, b = randn(*xs, seed=1), randn(*ws, seed=2), randn(ws[0], seed=3)
+    results = []
     try:
-        K.set_column_bytes(1024)
-        small = _fwd_bwd("conv2d", x, w, randn(4), kw)
+        for nbytes, cl_min in ((1024 * 1024, 8), (1024, 8), (1024, 10 ** 9), (5000, 1)):
+            K.set_column_bytes(nbytes)
+            K.set_channels_last_min(cl_min)
+            results.append(_fwd_bwd(name, x, w, b, kw))
     finally:
-        K.set_column_bytes(256 * 1024)
-    for a, b in zip(full, small):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(full[0], _ref_conv(x, w, randn(4), **kw), rtol=1e-12, atol=1e-12)
+        K.set_column_bytes(1024 * 1024)
+        K.set_channels_last_min(8)
+    for other in results[1:]:
+        for a, c in zip(results[0], other):
+            np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-12)
+    pads = kw.get("padding", 0)
+    if pads == "same":
+        pads = list(zip(*_same_padding(ws[2:], (1,) * nd)))
+    np.testing.assert_allclose(results[0][0], _ref_conv(x, w, b, **{**kw, "padding": pads}), rtol=1e-12,
+                               atol=1e-12)
     with pytest.raises(ValueError):
         K.set_column_bytes(10)
 

@@ -23,9 +23,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Test files whose kernels run under bounds checks, with a -k expression selecting their small
 # cases (everything in these files uses small shapes except the cases named here).
-KERNEL_TEST_FILES = [  # the other kernel families join once verified under bounds checks
+KERNEL_TEST_FILES = [
     "test_kernels.py",
+    "test_conv.py",
+    "test_deform.py",
+    "test_pool.py",
     "test_norm.py",
+    "test_resample.py",
+    "test_rnn.py",
+    "test_attention.py",
+    "test_scan.py",
 ]
 DESELECT = "not torch_module and not benchmark and not large"
 

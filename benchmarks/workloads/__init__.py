@@ -40,19 +40,24 @@ class Workload:
     target: float  # largest acceptable cygrad/torch time ratio
     description: str
     group: str  # module that registered it
+    memory: bool = False  # also report the peak memory of one step (measured in a subprocess)
 
 
 REGISTRY: dict[str, Workload] = {}
 
 
-def register(name: str, *, target: float, description: str = ""):
-    """Decorator: add ``setup(lib) -> step`` to the registry under ``name``."""
+def register(name: str, *, target: float, description: str = "", memory: bool = False):
+    """Decorator: add ``setup(lib) -> step`` to the registry under ``name``.
+
+    With ``memory=True`` the report also gives each library's peak memory during one step.
+    """
 
     def deco(setup):
         if name in REGISTRY:
             raise ValueError(f"benchmark workload {name!r} is registered twice")
         group = setup.__module__.rsplit(".", 1)[-1]
-        REGISTRY[name] = Workload(name, setup, float(target), description or (setup.__doc__ or "").strip(), group)
+        REGISTRY[name] = Workload(name, setup, float(target), description or (setup.__doc__ or "").strip(), group,
+                                  memory)
         return setup
 
     return deco

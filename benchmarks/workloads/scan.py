@@ -107,7 +107,7 @@ class _TorchMamba:
         return self.out_proj(y.transpose(1, 2))
 
 
-@register("mamba_step", target=1.0,
+@register("mamba_step", target=1.0, memory=True,
           description="Mamba block (d_model 256, d_state 16, expand 2) training step: batch 4, L 512, float32, "
                       "MSE, backward, SGD step (torch: same block with the reference scan loop)")
 def mamba_step(lib):

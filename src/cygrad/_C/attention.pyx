@@ -374,7 +374,8 @@ def sdpa_forward(
     if nt < 1:
         nt = 1
     # per-thread buffers: the score block and the running row statistics
-    cdef floating[:, ::1] sbuf = np.empty((nt, block_q * block_k), dtype=np.float32 if floating is float else np.float64)
+    dt = np.float32 if floating is float else np.float64
+    cdef floating[:, ::1] sbuf = np.empty((nt, block_q * block_k), dtype=dt)
     cdef double[:, ::1] stat = np.empty((nt, 2 * block_q), dtype=np.float64)
     cdef Py_ssize_t msi = 0, msj = 0
     cdef const floating *mbase = NULL

@@ -18,33 +18,44 @@ input read / output write is bounds-checked against the sizes, so any geometry i
 GEMM path (``conv_forward``, ``conv_backward_input``, ``conv_backward_weight``)
 -------------------------------------------------------------------------------
 The output positions of a sample are cut into chunks of ``nc`` positions, sized so that one
-chunk's column buffer (``C * K`` rows by ``nc`` columns) stays in the L2 cache. Work items are
-(sample, chunk) pairs spread over the OpenMP threads by a static ``prange``, so a batch
-smaller than the thread count still uses every thread; each thread owns one column buffer
-and calls a single-threaded BLAS gemm per group:
+chunk's column buffer (``C * K`` rows by ``nc`` columns) is about the size of the L2 cache. Each
+thread owns its column buffer and calls a single-threaded BLAS gemm per group:
 
-- forward:          out[n, group rows, chunk] = W_g @ im2col(x[n])_g           (+ bias)
-- weight gradient:  gW_t += gout[n, group rows, chunk] @ im2col(x[n])_g^T      per thread t;
-                    the per-thread partials are then summed in thread order
-- input gradient:   gcol = W_g^T @ gout[n, group rows, chunk];  gx[n] += col2im(gcol).
-                    col2im of neighbouring chunks writes overlapping input rows, so the items
-                    are (sample, channel block) pairs instead: with at least as many samples as
-                    threads one block holds every channel, otherwise the channels are split.
+- forward:          out[n, :, chunk]^T = col^T @ W^T (+ bias). The columns are position-major
+                    (one row per output position), copied from a channels-last transpose of
+                    the input; BLAS runs this long-side-first product faster than W @ col, and
+                    the (chunk, O) result is transposed into ``out``. Work items are (sample,
+                    chunk) pairs, so a batch smaller than the thread count still uses every
+                    thread. Groups with fewer than 8 input channels use channel-major columns
+                    and out[n, :, chunk] = W @ col instead.
+- input gradient:   col^T = gout[n, :, chunk]^T @ W, added into a channels-last buffer of the
+                    sample (col2im), transposed into gx[n] at the end; one sample per work item.
+                    With fewer samples than threads, the items are (sample, channel block)
+                    pairs with channel-major columns (col = W_block^T @ gout[n, :, chunk]), as
+                    col2im of neighbouring chunks writes overlapping input rows.
+- weight gradient:  gW_t^T += col @ gout[n, :, chunk]^T per thread t over (sample, chunk)
+                    items; the per-thread partials are summed in thread order at the end.
 
-A 1x1 convolution with stride 1 and no padding skips im2col: the input is the column matrix.
+With unit stride along the last two axes and OW == W, consecutive output rows read consecutive
+input rows, so im2col / col2im copy or add several rows in one run (and zero the columns that
+read past a row end). A 1x1 convolution with stride 1 and no padding skips im2col: the input
+is the column matrix.
 
 Depthwise path (``depthwise_*``: groups == C, one input channel per group)
 -------------------------------------------------------------------------
 Direct loops, no column buffer: forward and input gradient are row correlations (one
 vectorised loop per output row and kernel row, over all kernel columns), parallel over
 (sample, channel) planes; the weight gradient is a set of dot products, parallel over output
-channels, accumulated in double.
+channels: vector partial sums per sample in the input precision, added over the samples in
+double.
 
-Determinism: the forward and input-gradient results do not depend on the thread count beyond
-the rounding of the split gemms, and the depthwise kernels are bitwise independent of it. Weight
-gradients of the GEMM path are summed from per-thread partials in a fixed order (static
-schedule), so repeated runs give identical results; other thread counts agree to rounding.
-``bias_backward`` sums per (sample, channel) in double, then over samples in order.
+Determinism: the chunks do not depend on the thread count, so forward results are bitwise
+independent of it; so is the input gradient when there are at least as many samples as threads
+(otherwise the channel-block split changes the gemm shapes, and results agree to rounding). The
+depthwise kernels and ``bias_backward`` (double sums per (sample, channel), then over samples
+in order) are bitwise independent of the thread count. Weight gradients of the GEMM path are
+summed from per-thread partials in a fixed order (static schedule): repeated runs give identical
+results, other thread counts agree to rounding.
 """
 
 import numpy as np
@@ -283,6 +294,90 @@ cdef extern from *:
         for (ptrdiff_t i = 0; i < n; i++) y[i] += x[i];                                         \\
     }                                                                                           \\
                                                                                                 \\
+    /* inline copy / zero / add of n values in vectors of 8 (no library calls for short runs) */ \\
+    static inline void cgc_copy_##S(T *restrict d, const T *restrict s, ptrdiff_t n)            \\
+    {                                                                                           \\
+        typedef T v8 __attribute__((vector_size(8 * sizeof(T))));                               \\
+        v8 v;                                                                                   \\
+        for (; n >= 8; n -= 8, d += 8, s += 8) { memcpy(&v, s, sizeof v); memcpy(d, &v, sizeof v); } \\
+        for (ptrdiff_t i = 0; i < n; i++) d[i] = s[i];                                          \\
+    }                                                                                           \\
+    static inline void cgc_zero_##S(T *restrict d, ptrdiff_t n)                                 \\
+    {                                                                                           \\
+        typedef T v8 __attribute__((vector_size(8 * sizeof(T))));                               \\
+        v8 v = {0};                                                                             \\
+        for (; n >= 8; n -= 8, d += 8) memcpy(d, &v, sizeof v);                                 \\
+        for (ptrdiff_t i = 0; i < n; i++) d[i] = 0;                                             \\
+    }                                                                                           \\
+    static inline void cgc_addv_##S(T *restrict d, const T *restrict s, ptrdiff_t n)            \\
+    {                                                                                           \\
+        typedef T v8 __attribute__((vector_size(8 * sizeof(T))));                               \\
+        v8 u, v;                                                                                \\
+        for (; n >= 8; n -= 8, d += 8, s += 8) {                                                \\
+            memcpy(&u, d, sizeof u); memcpy(&v, s, sizeof v); u += v; memcpy(d, &u, sizeof u);  \\
+        }                                                                                       \\
+        for (ptrdiff_t i = 0; i < n; i++) d[i] += s[i];                                         \\
+    }                                                                                           \\
+                                                                                                \\
+    /* Position-major im2col from a channels-last sample xcl (S, C), or (adjoint, add = 1) its   \\
+       col2im: col[j, grp * Kg + k * Cg + cl] <-> xcl[input position of tap k for output        \\
+       p0 + j, grp * Cg + cl]. q holds D H W OD OH OW kd kh kw sd sh sw pd ph pw dd dh dw C G. */ \\
+    CGC_CLONES static void cgc_cols_cl_##S(T *xcl, const ptrdiff_t *q, ptrdiff_t p0,            \\
+                                           ptrdiff_t p1, T *col, int add)                       \\
+    {                                                                                           \\
+        const ptrdiff_t D = q[0], H = q[1], W = q[2], OH = q[4], OW = q[5];                     \\
+        const ptrdiff_t kd = q[6], kh = q[7], kw = q[8], sd = q[9], sh = q[10], sw = q[11];     \\
+        const ptrdiff_t pd = q[12], ph = q[13], pw = q[14], dd = q[15], dh = q[16], dw = q[17]; \\
+        const ptrdiff_t C = q[18], G = q[19], Cg = C / G, K = kd * kh * kw;                     \\
+        const ptrdiff_t Kc = C * K, Kg = Cg * K, HWo = OH * OW;                                 \\
+        const int merge = G == 1 && dw == 1;                                                    \\
+        ptrdiff_t od = p0 / HWo, oh = (p0 - od * HWo) / OW, ow = p0 - od * HWo - oh * OW;       \\
+        for (ptrdiff_t j = 0; j < p1 - p0; j++) {                                               \\
+            T *cj = col + j * Kc;                                                               \\
+            ptrdiff_t base = ow * sw - pw;                                                      \\
+            for (ptrdiff_t a = 0; a < kd; a++) {                                                \\
+                ptrdiff_t id = od * sd - pd + a * dd;                                           \\
+                for (ptrdiff_t b = 0; b < kh; b++) {                                            \\
+                    ptrdiff_t ih = oh * sh - ph + b * dh, k = (a * kh + b) * kw;                \\
+                    if (id < 0 || id >= D || ih < 0 || ih >= H) {                               \\
+                        if (add) continue;                                                      \\
+                        if (merge) cgc_zero_##S(cj + k * C, kw * C);                            \\
+                        else for (ptrdiff_t e = 0; e < kw; e++)                                 \\
+                            for (ptrdiff_t g = 0; g < G; g++)                                   \\
+                                cgc_zero_##S(cj + g * Kg + (k + e) * Cg, Cg);                   \\
+                        continue;                                                               \\
+                    }                                                                           \\
+                    T *xr = xcl + (id * H + ih) * W * C;                                        \\
+                    if (merge) {                                                                \\
+                        ptrdiff_t e0 = -base > 0 ? -base : 0, e1 = W - base;                    \\
+                        if (e0 > kw) e0 = kw;                                                   \\
+                        if (e1 < e0) e1 = e0;                                                   \\
+                        if (e1 > kw) e1 = kw;                                                   \\
+                        if (add) {                                                              \\
+                            cgc_addv_##S(xr + (base + e0) * C, cj + (k + e0) * C, (e1 - e0) * C); \\
+                        } else {                                                                \\
+                            cgc_zero_##S(cj + k * C, e0 * C);                                   \\
+                            cgc_copy_##S(cj + (k + e0) * C, xr + (base + e0) * C, (e1 - e0) * C); \\
+                            cgc_zero_##S(cj + (k + e1) * C, (kw - e1) * C);                     \\
+                        }                                                                       \\
+                        continue;                                                               \\
+                    }                                                                           \\
+                    for (ptrdiff_t e = 0; e < kw; e++) {                                        \\
+                        ptrdiff_t iw = base + e * dw;                                           \\
+                        int ok = iw >= 0 && iw < W;                                             \\
+                        for (ptrdiff_t g = 0; g < G; g++) {                                     \\
+                            T *c = cj + g * Kg + (k + e) * Cg;                                  \\
+                            if (add) { if (ok) cgc_addv_##S(xr + iw * C + g * Cg, c, Cg); }     \\
+                            else if (ok) cgc_copy_##S(c, xr + iw * C + g * Cg, Cg);             \\
+                            else cgc_zero_##S(c, Cg);                                           \\
+                        }                                                                       \\
+                    }                                                                           \\
+                }                                                                               \\
+            }                                                                                   \\
+            if (++ow == OW) { ow = 0; if (++oh == OH) { oh = 0; od++; } }                       \\
+        }                                                                                       \\
+    }                                                                                           \\
+                                                                                                \\
     /* sum of n values, accumulated in double */                                                \\
     CGC_CLONES static double cgc_sum_##S(const T *restrict x, ptrdiff_t n)                      \\
     {                                                                                           \\
@@ -319,6 +414,10 @@ cdef extern from *:
                              Py_ssize_t sh, Py_ssize_t ph, Py_ssize_t dh, Py_ssize_t dw,
                              Py_ssize_t pw, double *lanes) nogil
     double cgc_sum_f(const float *x, Py_ssize_t n) nogil
+    void cgc_cols_cl_f(float *xcl, const Py_ssize_t *q, Py_ssize_t p0, Py_ssize_t p1, float *col,
+                       int add) nogil
+    void cgc_cols_cl_d(double *xcl, const Py_ssize_t *q, Py_ssize_t p0, Py_ssize_t p1, double *col,
+                       int add) nogil
     void cgc_add_row_f(float *y, const float *x, Py_ssize_t n) nogil
     void cgc_add_row_d(double *y, const double *x, Py_ssize_t n) nogil
     void cgc_transpose_f(const float *src, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t lds,
@@ -340,26 +439,24 @@ cdef struct Geom:
     bint pointwise                    # 1x1x1 kernel, stride 1, no padding, P == S
 
 
-# Bytes of one column buffer (one chunk of output positions for every input channel): sized
-# for the L2 cache. Settable for experiments through set_column_bytes().
-cdef Py_ssize_t _column_bytes = 256 * 1024
-# The forward runs position-major (channels-last) columns when a group has at least this many
-# input channels (settable through set_channels_last_min() for experiments).
+# Bytes of one column buffer (one chunk of output positions for every input channel), about the
+# size of the L2 cache. Settable for experiments through set_column_bytes().
+cdef Py_ssize_t _column_bytes = 1024 * 1024
+# The forward and the input gradient run position-major (channels-last) columns when a group has
+# at least this many input channels (settable through set_channels_last_min() for experiments).
 cdef Py_ssize_t _cl_min_channels = 8
 
 
 def set_channels_last_min(Py_ssize_t channels):
-    """Set the smallest number of input channels per group for the channels-last forward."""
+    """Set the smallest number of input channels per group for position-major columns (default 8)."""
     global _cl_min_channels
+    if channels < 1:
+        raise ValueError(f"the channel threshold must be positive, got {channels}")
     _cl_min_channels = channels
-cdef int _pm = 0
-def set_pm(int v):
-    global _pm
-    _pm = v
 
 
 def set_column_bytes(Py_ssize_t nbytes):
-    """Set the target size in bytes of one thread's column buffer (default 262144)."""
+    """Set the target size in bytes of one thread's column buffer (default 1048576)."""
     global _column_bytes
     if nbytes < 1024:
         raise ValueError(f"column buffer size must be at least 1024 bytes, got {nbytes}")
@@ -636,66 +733,36 @@ cdef inline void _transpose(const floating *src, Py_ssize_t rows, Py_ssize_t col
         cgc_transpose_d(src, rows, cols, lds, dst, ldd)
 
 
-cdef void _im2col_cl(const floating *xcl, const Geom *g, Py_ssize_t p0, Py_ssize_t p1,
-                     floating *col) noexcept nogil:
+cdef void _cl_params(const Geom *g, Py_ssize_t *q) noexcept nogil:
+    """The geometry array of cgc_cols_cl: D H W OD OH OW kd kh kw sd sh sw pd ph pw dd dh dw C G."""
+    q[0], q[1], q[2], q[3], q[4], q[5] = g.D, g.H, g.W, g.OD, g.OH, g.OW
+    q[6], q[7], q[8], q[9], q[10], q[11] = g.kd, g.kh, g.kw, g.sd, g.sh, g.sw
+    q[12], q[13], q[14], q[15], q[16], q[17] = g.pd, g.ph, g.pw, g.dd, g.dh, g.dw
+    q[18], q[19] = g.C, g.G
+
+
+cdef inline void _im2col_cl(const floating *xcl, const Py_ssize_t *q, Py_ssize_t p0, Py_ssize_t p1,
+                            floating *col) noexcept nogil:
     """Position-major im2col from a channels-last sample ``xcl`` (S, C):
 
     col[j, grp * Kg + k * Cg + cl] = x[grp * Cg + cl, input position of tap k for output p0 + j].
     With one group and unit dilation along the last axis, the taps of one kernel row are one
     contiguous copy of kw * C values.
     """
-    cdef Py_ssize_t Kc = g.C * g.K, HWo = g.OH * g.OW, sz = sizeof(floating)
-    cdef Py_ssize_t j, od, oh, ow, a, b, e, idd, ih, iw, k, grp, e0, e1, base
-    cdef floating *dst
-    cdef floating *d
-    cdef const floating *src
-    cdef bint merge = g.G == 1 and g.dw == 1
-    od = p0 // HWo
-    oh = (p0 - od * HWo) // g.OW
-    ow = p0 - od * HWo - oh * g.OW
-    for j in range(p1 - p0):
-        dst = col + j * Kc
-        base = ow * g.sw - g.pw
-        for a in range(g.kd):
-            idd = od * g.sd - g.pd + a * g.dd
-            for b in range(g.kh):
-                ih = oh * g.sh - g.ph + b * g.dh
-                k = (a * g.kh + b) * g.kw
-                if idd < 0 or idd >= g.D or ih < 0 or ih >= g.H:
-                    if merge:
-                        memset(dst + k * g.C, 0, g.kw * g.C * sz)
-                    else:
-                        for e in range(g.kw):
-                            for grp in range(g.G):
-                                memset(dst + grp * g.Kg + (k + e) * g.Cg, 0, g.Cg * sz)
-                    continue
-                src = xcl + (idd * g.H + ih) * g.W * g.C
-                if merge:
-                    e0 = min(max(-base, 0), g.kw)
-                    e1 = min(max(g.W - base, e0), g.kw)
-                    if e0 > 0:
-                        memset(dst + k * g.C, 0, e0 * g.C * sz)
-                    if e1 > e0:
-                        memcpy(dst + (k + e0) * g.C, src + (base + e0) * g.C, (e1 - e0) * g.C * sz)
-                    if e1 < g.kw:
-                        memset(dst + (k + e1) * g.C, 0, (g.kw - e1) * g.C * sz)
-                else:
-                    for e in range(g.kw):
-                        iw = base + e * g.dw
-                        for grp in range(g.G):
-                            d = dst + grp * g.Kg + (k + e) * g.Cg
-                            if iw >= 0 and iw < g.W:
-                                memcpy(d, src + iw * g.C + grp * g.Cg, g.Cg * sz)
-                            else:
-                                memset(d, 0, g.Cg * sz)
-        ow += 1
-        if ow == g.OW:
-            ow = 0
-            oh += 1
-            if oh == g.OH:
-                oh = 0
-                od += 1
+    if floating is float:
+        cgc_cols_cl_f(<float *> xcl, q, p0, p1, col, 0)
+    else:
+        cgc_cols_cl_d(<double *> xcl, q, p0, p1, col, 0)
 
+
+cdef inline void _col2im_cl(const floating *col, const Py_ssize_t *q, Py_ssize_t p0, Py_ssize_t p1,
+                            floating *xcl) noexcept nogil:
+    """The adjoint of ``_im2col_cl``: adds the position-major columns into the channels-last
+    sample ``xcl`` (S, C)."""
+    if floating is float:
+        cgc_cols_cl_f(xcl, q, p0, p1, <float *> col, 1)
+    else:
+        cgc_cols_cl_d(xcl, q, p0, p1, <double *> col, 1)
 
 # ---------------------------------------------------------------------------------------------
 # GEMM path
@@ -751,11 +818,9 @@ def conv_forward(
             p1 = min(p0 + nc, g.P)
             npos = p1 - p0
             col = &cols[tid, 0]
-            if not g.pointwise and _pm != 2:
+            if not g.pointwise:
                 _im2col(&x[n, 0, 0], &g, 0, g.C, p0, p1, col)
             for grp in range(g.G):
-                if _pm == 1:
-                    break
                 if g.pointwise:
                     b_ptr = &x[n, grp * g.Cg, p0]
                     ldb = g.S
@@ -778,9 +843,10 @@ cdef int _conv_forward_cl(const floating[:, :, ::1] x, const floating[:, ::1] w,
                           Py_ssize_t nc, int nt) except -1:
     """The forward with position-major columns: out[n, :, chunk]^T = col^T @ W^T.
 
-    BLAS runs this orientation (long side first) faster than W @ col. The input is transposed
-    to channels-last once, so that the columns are contiguous copies; the weight is permuted to
-    (O, K, Cg) to match; each chunk's (positions, O) result is transposed into ``out``.
+    BLAS runs this orientation (long side first) faster than W @ col. Each thread transposes
+    the sample it works on to channels-last (again when its items move to the next sample), so
+    that the columns are contiguous copies; the weight is permuted to (O, K, Cg) to match; each
+    chunk's (positions, O) result is transposed into ``out``.
     """
     dt = np.float32 if floating is float else np.float64
     cdef Py_ssize_t Kc = g.C * g.K
@@ -789,23 +855,17 @@ cdef int _conv_forward_cl(const floating[:, :, ::1] x, const floating[:, ::1] w,
     cdef bint has_bias = bias.shape[0] > 0
     cdef const floating[:, ::1] wp = np.ascontiguousarray(
         np.asarray(w).reshape(g.O, g.Cg, g.K).transpose(0, 2, 1)).reshape(g.O, g.Kg)
-    cdef floating[:, :, ::1] xcl = np.empty((g.N, g.S, g.C), dtype=dt)
+    cdef floating[:, ::1] xcls = np.empty((nt, g.S * g.C), dtype=dt)
+    cdef Py_ssize_t[::1] current = np.full(nt, -1, dtype=np.intp)   # sample in xcls[t]
+    cdef Py_ssize_t q[20]
+    _cl_params(g, q)
     cdef floating[:, ::1] cols = np.empty((nt, nc * Kc), dtype=dt)
     cdef floating[:, ::1] outs = np.empty((nt, nc * g.O), dtype=dt)
-    cdef Py_ssize_t SB = 1024
-    cdef Py_ssize_t nsb = (g.S + SB - 1) // SB
-    cdef Py_ssize_t it, n, s0, p0, p1, npos, grp, o, j, tid = 0
+    cdef Py_ssize_t it, n, p0, p1, npos, grp, o, j, tid = 0
     cdef floating *col
     cdef floating *ot
     cdef floating *orow
     cdef floating bv
-    with nogil, parallel(num_threads=nt):
-        for it in prange(g.N * nsb, schedule="static"):
-            if _pm == 4:
-                continue
-            n = it // nsb
-            s0 = (it % nsb) * SB
-            _transpose(&x[n, 0, s0], g.C, min(SB, g.S - s0), g.S, &xcl[n, s0, 0], g.C)
     with nogil, parallel(num_threads=nt):
         tid = threadid()
         for it in prange(items, schedule="static"):
@@ -815,16 +875,15 @@ cdef int _conv_forward_cl(const floating[:, :, ::1] x, const floating[:, ::1] w,
             npos = p1 - p0
             col = &cols[tid, 0]
             ot = &outs[tid, 0]
-            if _pm != 2:
-                _im2col_cl(&xcl[n, 0, 0], g, p0, p1, col)
+            if current[tid] != n:
+                _transpose(&x[n, 0, 0], g.C, g.S, g.S, &xcls[tid, 0], g.C)
+                current[tid] = n
+            _im2col_cl(&xcls[tid, 0], &q[0], p0, p1, col)
             for grp in range(g.G):
-                if _pm == 1:
-                    break
                 gemm(False, True, <int> npos, <int> g.Og, <int> g.Kg, <floating> 1,
                      col + grp * g.Kg, <int> Kc, &wp[grp * g.Og, 0], <int> g.Kg, <floating> 0,
                      ot + grp * g.Og, <int> g.O)
-            if _pm != 3:
-                _transpose(ot, npos, g.O, g.O, &out[n, 0, p0], g.P)
+            _transpose(ot, npos, g.O, g.O, &out[n, 0, p0], g.P)
             if has_bias:
                 for o in range(g.O):
                     orow = &out[n, o, p0]
@@ -862,6 +921,9 @@ def conv_backward_input(
     cdef Py_ssize_t items = g.N * nblocks
     if nt > items:
         nt = <int> items
+    if nblocks == 1 and not g.pointwise and g.Cg >= _cl_min_channels:
+        _conv_backward_input_cl(gout, w, gx, &g, _chunk(&g, g.C * g.K, sizeof(floating)), nt)
+        return
     cdef Py_ssize_t cper = (g.C + nblocks - 1) // nblocks
     cdef Py_ssize_t rows = cper * g.K
     cdef Py_ssize_t nc = _chunk(&g, rows, sizeof(floating))
@@ -887,8 +949,6 @@ def conv_backward_input(
                     npos = p1 - p0
                     # groups overlapping the channel block [c0, c1)
                     for grp in range(c0 // g.Cg, (c1 - 1) // g.Cg + 1):
-                        if _pm == 1:
-                            break
                         ga = max(c0, grp * g.Cg)
                         gb = min(c1, (grp + 1) * g.Cg)
                         cl0 = ga - grp * g.Cg
@@ -902,9 +962,46 @@ def conv_backward_input(
                         gemm(True, False, <int> ((cl1 - cl0) * g.K), <int> npos, <int> g.Og,
                              <floating> 1, &w[grp * g.Og, cl0 * g.K], <int> g.Kg,
                              &gout[n, grp * g.Og, p0], <int> g.P, <floating> 0, dst, <int> ldc)
-                    if not g.pointwise and _pm != 2:
+                    if not g.pointwise:
                         _col2im(col, &g, c0, c1, p0, p1, &gx[n, 0, 0], True)
                     p0 = p1
+
+
+cdef int _conv_backward_input_cl(const floating[:, :, ::1] gout, const floating[:, ::1] w,
+                                 floating[:, :, ::1] gx, const Geom *g, Py_ssize_t nc,
+                                 int nt) except -1:
+    """The input gradient with position-major columns, one sample per work item:
+    col^T = gout[n, :, chunk]^T @ W (BLAS runs this orientation faster than W^T @ gout), added
+    into a channels-last buffer, which is transposed into gx[n] at the end of the sample."""
+    dt = np.float32 if floating is float else np.float64
+    cdef Py_ssize_t Kc = g.C * g.K
+    cdef const floating[:, ::1] wp = np.ascontiguousarray(
+        np.asarray(w).reshape(g.O, g.Cg, g.K).transpose(0, 2, 1)).reshape(g.O, g.Kg)
+    cdef floating[:, ::1] cols = np.empty((nt, nc * Kc), dtype=dt)
+    cdef floating[:, ::1] xcls = np.empty((nt, g.S * g.C), dtype=dt)
+    cdef Py_ssize_t q[20]
+    _cl_params(g, q)
+    cdef Py_ssize_t n, p0, p1, npos, grp, tid = 0
+    cdef floating *col
+    cdef floating *xcl
+    with nogil, parallel(num_threads=nt):
+        tid = threadid()
+        for n in prange(g.N, schedule="static"):
+            col = &cols[tid, 0]
+            xcl = &xcls[tid, 0]
+            memset(xcl, 0, g.S * g.C * sizeof(floating))
+            p0 = 0
+            while p0 < g.P:
+                p1 = min(p0 + nc, g.P)
+                npos = p1 - p0
+                for grp in range(g.G):
+                    gemm(True, False, <int> npos, <int> g.Kg, <int> g.Og, <floating> 1,
+                         &gout[n, grp * g.Og, p0], <int> g.P, &wp[grp * g.Og, 0], <int> g.Kg,
+                         <floating> 0, col + grp * g.Kg, <int> Kc)
+                _col2im_cl(col, &q[0], p0, p1, xcl)
+                p0 = p1
+            _transpose(xcl, g.S, g.C, g.C, &gx[n, 0, 0], g.S)
+    return 0
 
 
 def conv_backward_weight(
@@ -950,11 +1047,9 @@ def conv_backward_weight(
             p1 = min(p0 + nc, g.P)
             npos = p1 - p0
             col = &cols[tid, 0]
-            if not g.pointwise and _pm != 2:
+            if not g.pointwise:
                 _im2col(&x[n, 0, 0], &g, 0, g.C, p0, p1, col)
             for grp in range(g.G):
-                if _pm == 1:
-                    break
                 if g.pointwise:
                     b_ptr = &x[n, grp * g.Cg, p0]
                     ldb = g.S

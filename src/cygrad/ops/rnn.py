@@ -264,6 +264,13 @@ def composite_layer(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, plan):
     return (out, h, c) if mode == 2 else (out, h)
 
 
+def _check_float(x, name):
+    dt = x._data.dtype
+    if dt not in _EMPTY2:
+        from .. import _dtype as D
+        raise RuntimeError(f"\"{name}\" not implemented for '{D.scalar_name(x.dtype)}'")
+
+
 def _zeros_state(n, B, size, dt):
     return Tensor._make(np.zeros((n, B, size), dt))
 
@@ -290,19 +297,20 @@ def rnn_layers(mode, data, batch_sizes, hx, weights, num_layers, bidirectional, 
     Returns
     -------
     tuple
-        ``(output (N, num_directions * Hh), h_n)`` where ``h_n`` is a Tensor, or ``(h_n, c_n)``
-        for LSTM.
+        ``(output, h_n)``: output (N, num_directions * Hh) and ``h_n`` (num_layers *
+        num_directions, B, Hh), for LSTM a pair ``(h_n, c_n)``.
 
     Examples
     --------
     >>> import cygrad
     >>> from cygrad.ops.rnn import rnn_layers
-    >>> w = (cygrad.randn(8, 3), cygrad.randn(8, 2), None, None, None)
+    >>> w = (cygrad.randn(8, 3), cygrad.randn(8, 8), None, None, None)
     >>> out, h = rnn_layers("RNN_TANH", cygrad.randn(10, 3), [5, 5], None, [w], 1, False, 0.0, False)
     >>> out.shape, h.shape
     (cygrad.Size([10, 8]), cygrad.Size([1, 5, 8]))
     """
     m = MODES[mode]
+    _check_float(data, mode.lower())
     D = 2 if bidirectional else 1
     dt = data._data.dtype
     bs = np.asarray(batch_sizes, dtype=np.int64)
@@ -366,6 +374,7 @@ def rnn_cell(mode, input, hx, cx, w_ih, w_hh, b_ih, b_hh):
     cygrad.Size([4, 2])
     """
     m = MODES[mode]
+    _check_float(input, mode.lower() + "_cell")
     plan = make_plan([input.shape[0]], False)
     res = RecurrentLayer.apply(input, hx, cx, w_ih, w_hh, b_ih, b_hh, None, m, plan)
     return (res[0], res[2]) if m == 2 else res[0]

@@ -334,7 +334,7 @@ def pack_sequence(sequences, enforce_sorted=True):
     >>> import cygrad
     >>> from cygrad.nn.utils.rnn import pack_sequence
     >>> pack_sequence([cygrad.tensor([1, 2]), cygrad.tensor([3, 4, 5])], enforce_sorted=False).batch_sizes
-    tensor([2, 1, 1])
+    tensor([2, 2, 1])
     """
     lengths = [s.shape[0] for s in sequences]
     return pack_padded_sequence(pad_sequence(sequences), lengths, enforce_sorted=enforce_sorted)
