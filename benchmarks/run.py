@@ -233,8 +233,7 @@ def main(argv=None):
             return 2
         names = wanted
 
-    # The baseline is imported first, so that its runtime starts with its own defaults: cygrad
-    # sets GOMP_SPINCOUNT at import when unset, which would otherwise reach torch's libgomp too.
+    # The baseline is imported first, so that its OpenMP runtime starts with its own defaults.
     try:
         base = importlib.import_module(args.baseline)
     except ImportError as exc:

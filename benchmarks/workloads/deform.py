@@ -74,7 +74,7 @@ def check_grid_sample_matches(torch, shape=(2, 4, 9, 7), out_channels=5, kernel=
 
 @register("deform_conv2d", target=0.5,
           description="deform_conv2d (DCNv2, mask) 8x64x28x28, 3x3, 64 out, padding 1, fwd + bwd (input, offset, "
-                      "mask, weight), float32; torch baseline: F.grid_sample per tap + matmul")
+                      "mask, weight), float32; torch baseline: one F.grid_sample over all taps + matmul")
 def deform_conv2d(lib):
     N, C, H, W, O, k = 8, 64, 28, 28, 64, 3
     K = k * k

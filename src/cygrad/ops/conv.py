@@ -166,26 +166,7 @@ class _Conv(Function):
 
     @staticmethod
     def backward(ctx, g):
-        x, w = ctx.saved_tensors
-        geo = ctx.geo
-        need = ctx.needs_input_grad
-        gx = gw = gb = None
-        if state.enabled:
-            if need[0]:
-                gx = _ConvT.apply(g, w, None, geo)
-            if need[1]:
-                gw = _ConvWeight.apply(x, g, geo)
-            if need[2]:
-                gb = _sum_bias(g)
-            return gx, gw, gb, None
-        gd = g._data
-        if need[0]:
-            gx = Tensor._make(_conv_bwd_input(gd, w._data, None, geo))
-        if need[1]:
-            gw = Tensor._make(_conv_bwd_weight(x._data, gd, geo))
-        if need[2]:
-            gb = Tensor._make(_bias_grad(gd))
-        return gx, gw, gb, None
+        return _conv_pair_backward(ctx, g, False)
 
 
 class _ConvT(Function):
@@ -202,26 +183,37 @@ class _ConvT(Function):
 
     @staticmethod
     def backward(ctx, g):
-        y, w = ctx.saved_tensors
-        geo = ctx.geo
-        need = ctx.needs_input_grad
-        gy = gw = gb = None
-        if state.enabled:
-            if need[0]:
-                gy = _Conv.apply(g, w, None, geo)
-            if need[1]:
-                gw = _ConvWeight.apply(g, y, geo)
-            if need[2]:
-                gb = _sum_bias(g)
-            return gy, gw, gb, None
-        gd = g._data
+        return _conv_pair_backward(ctx, g, True)
+
+
+def _conv_pair_backward(ctx, g, transposed):
+    """Backward of ``_Conv`` (saved x, w) or, ``transposed``, of ``_ConvT`` (saved y, w).
+
+    The input gradient is the other one of the pair applied to ``g``; the weight gradient is
+    ``_ConvWeight`` of the convolution's input and output gradient: (x, g) for ``_Conv``,
+    (g, y) for ``_ConvT``.
+    """
+    a, w = ctx.saved_tensors
+    geo = ctx.geo
+    need = ctx.needs_input_grad
+    conv_in, conv_gout = (g, a) if transposed else (a, g)
+    ga = gw = gb = None
+    if state.enabled:
         if need[0]:
-            gy = Tensor._make(_conv_fwd(gd, w._data, None, geo))
+            ga = (_Conv if transposed else _ConvT).apply(g, w, None, geo)
         if need[1]:
-            gw = Tensor._make(_conv_bwd_weight(gd, y._data, geo))
+            gw = _ConvWeight.apply(conv_in, conv_gout, geo)
         if need[2]:
-            gb = Tensor._make(_bias_grad(gd))
-        return gy, gw, gb, None
+            gb = _sum_bias(g)
+        return ga, gw, gb, None
+    gd = g._data
+    if need[0]:
+        ga = Tensor._make((_conv_fwd if transposed else _conv_bwd_input)(gd, w._data, None, geo))
+    if need[1]:
+        gw = Tensor._make(_conv_bwd_weight(conv_in._data, conv_gout._data, geo))
+    if need[2]:
+        gb = Tensor._make(_bias_grad(gd))
+    return ga, gw, gb, None
 
 
 class _ConvWeight(Function):

@@ -61,14 +61,30 @@ def _vector(p, n, dt, fill):
     return np.ascontiguousarray(p._data, dtype=dt).reshape(n)
 
 
-def _empty3(dt):
-    return np.empty((0, 0, 0), dt)
+def _nc3(x, dt):
+    """``x`` (N, C, *) as a C-contiguous (N, C, prod(*)) array in dtype ``dt``."""
+    xd = _array(x, dt)
+    return xd.reshape(xd.shape[0], xd.shape[1], math.prod(xd.shape[2:]))
 
 
-def _update_running(t, new):
-    """Write ``new`` into the running-statistics tensor ``t`` in place (a buffer update)."""
-    np.copyto(t._data, new.reshape(t._data.shape), casting="unsafe")
-    t._version_box[0] += 1
+def _backward_arrays(x, g, dt, need_x):
+    """(x3, g3, dx) for the backward kernels: (N, C, L) arrays, dx empty unless ``need_x``."""
+    x3 = _nc3(x, dt)
+    g3 = _array(g, dt).reshape(x3.shape)
+    return x3, g3, np.empty_like(x3) if need_x else np.empty((0, 0, 0), dt)
+
+
+def _input_grad_tensor(dx, x, need_x):
+    """The kernel's input gradient ``dx`` as a Tensor of ``x``'s shape and dtype (None unless ``need_x``)."""
+    return Tensor._make(dx.reshape(x._data.shape).astype(x._data.dtype, copy=False)) if need_x else None
+
+
+def _update_running_stats(running_mean, running_var, momentum, mean, var):
+    """``running = (1 - momentum) * running + momentum * new`` for both statistics (in-place buffer updates)."""
+    for t, new in ((running_mean, mean), (running_var, var)):
+        np.copyto(t._data, ((1 - momentum) * t._data.astype(np.float64) + momentum * new).reshape(t._data.shape),
+                  casting="unsafe")
+        t._version_box[0] += 1
 
 
 def _const(arr, dt, shape):
@@ -104,10 +120,8 @@ class BatchNorm(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, running_mean, running_var, training, momentum, eps):
         dt = _compute_dtype(x, "batch_norm")
-        xd = _array(x, dt)
-        shape = xd.shape
-        n, c = shape[0], shape[1]
-        x3 = xd.reshape(n, c, math.prod(shape[2:]))
+        x3 = _nc3(x, dt)
+        n, c = x3.shape[0], x3.shape[1]
         count = n * x3.shape[2]
         mean = np.zeros(c)
         var = np.ones(c)
@@ -119,15 +133,13 @@ class BatchNorm(Function):
                              float(eps), y)
         if training and running_mean is not None and count > 0:
             unbiased = var * (count / (count - 1)) if count > 1 else np.full(c, np.nan)
-            _update_running(running_mean, (1 - momentum) * running_mean._data.astype(np.float64) + momentum * mean)
-            _update_running(running_var, (1 - momentum) * running_var._data.astype(np.float64)
-                            + momentum * unbiased)
+            _update_running_stats(running_mean, running_var, momentum, mean, unbiased)
         ctx.save_for_backward(x, weight)
         ctx.mean = mean
         ctx.invstd = 1.0 / np.sqrt(var + eps)
         ctx.training = bool(training)
         ctx.eps = eps
-        return y.reshape(shape).astype(x._data.dtype, copy=False)
+        return y.reshape(x._data.shape).astype(x._data.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, g):
@@ -150,16 +162,13 @@ class BatchNorm(Function):
             return (gx, (g3 * xhat).sum((0, 2)) if need_w else None, g3.sum((0, 2)) if need_b else None,
                     None, None, None, None, None)
         dt = _compute_dtype(x, "batch_norm")
-        x3 = _array(x, dt).reshape(n, c, math.prod(shape[2:]))
-        g3 = _array(g, dt).reshape(x3.shape)
-        dx = np.empty_like(x3) if need_x else _empty3(dt)
+        x3, g3, dx = _backward_arrays(x, g, dt, need_x)
         sum_g, sum_gx = np.empty(c), np.empty(c)
         K.batch_norm_backward(x3, g3, _vector(weight, c, dt, 1), ctx.mean, ctx.invstd, ctx.training, need_x, dx,
                               sum_g, sum_gx)
-        odt = x._data.dtype
-        gx = Tensor._make(dx.reshape(shape).astype(odt, copy=False)) if need_x else None
+        gx = _input_grad_tensor(dx, x, need_x)
         gw = Tensor._make((sum_gx * ctx.invstd).astype(weight._data.dtype)) if need_w else None
-        gb = Tensor._make(sum_g.astype(odt)) if need_b else None
+        gb = Tensor._make(sum_g.astype(x._data.dtype)) if need_b else None
         return gx, gw, gb, None, None, None, None, None
 
 
@@ -246,10 +255,8 @@ class GroupNorm(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, groups, eps, running_mean=None, running_var=None, momentum=0.0):
         dt = _compute_dtype(x, "GroupNormKernelImpl")
-        xd = _array(x, dt)
-        shape = xd.shape
-        n, c = shape[0], shape[1]
-        x3 = xd.reshape(n, c, math.prod(shape[2:]))
+        x3 = _nc3(x, dt)
+        n, c = x3.shape[0], x3.shape[1]
         mean, var = np.zeros(n * groups), np.ones(n * groups)
         y = np.empty_like(x3)
         K.group_norm_forward(x3, groups, _vector(weight, c, dt, 1), _vector(bias, c, dt, 0), float(eps), y, mean,
@@ -258,16 +265,13 @@ class GroupNorm(Function):
             ell = x3.shape[2]
             batch_mean = mean.reshape(n, c).mean(0)
             batch_var = (var * (ell / (ell - 1) if ell > 1 else np.nan)).reshape(n, c).mean(0)
-            _update_running(running_mean, (1 - momentum) * running_mean._data.astype(np.float64)
-                            + momentum * batch_mean)
-            _update_running(running_var, (1 - momentum) * running_var._data.astype(np.float64)
-                            + momentum * batch_var)
+            _update_running_stats(running_mean, running_var, momentum, batch_mean, batch_var)
         ctx.save_for_backward(x, weight)
         ctx.mean = mean
         ctx.rstd = 1.0 / np.sqrt(var + eps)
         ctx.groups = groups
         ctx.eps = eps
-        return y.reshape(shape).astype(x._data.dtype, copy=False)
+        return y.reshape(x._data.shape).astype(x._data.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, g):
@@ -288,20 +292,17 @@ class GroupNorm(Function):
                 gx = _input_grad(gw, xhat, rstd, (2,), False).reshape(shape)
             return (gx, (g3 * xhat3).sum((0, 2)) if need_w else None, g3.sum((0, 2)) if need_b else None) + none
         dt = _compute_dtype(x, "GroupNormKernelImpl")
-        x3 = _array(x, dt).reshape(n, c, math.prod(shape[2:]))
-        g3 = _array(g, dt).reshape(x3.shape)
-        dx = np.empty_like(x3) if need_x else _empty3(dt)
+        x3, g3, dx = _backward_arrays(x, g, dt, need_x)
         sum_g, sum_gx = np.empty((n, c)), np.empty((n, c))
         K.group_norm_backward(x3, g3, groups, _vector(weight, c, dt, 1), ctx.mean, ctx.rstd, need_x, dx, sum_g,
                               sum_gx)
-        odt = x._data.dtype
-        gx = Tensor._make(dx.reshape(shape).astype(odt, copy=False)) if need_x else None
+        gx = _input_grad_tensor(dx, x, need_x)
         gw = gb = None
         if need_w:
             rstd_c = np.repeat(ctx.rstd.reshape(n, groups), c // groups if groups else 0, axis=1)
             gw = Tensor._make((sum_gx * rstd_c).sum(0).astype(weight._data.dtype))
         if need_b:
-            gb = Tensor._make(sum_g.sum(0).astype(odt))
+            gb = Tensor._make(sum_g.sum(0).astype(x._data.dtype))
         return (gx, gw, gb) + none
 
 
@@ -468,7 +469,7 @@ class LayerNorm(Function):
         K.layer_norm_backward(x2, g2, w, weight is not None, ctx.mean[:r], ctx.rstd[:r], bool(rms), need_x, dx,
                               need_wb, gwd, gbd)
         odt = x._data.dtype
-        gx = Tensor._make(dx.reshape(shape).astype(odt, copy=False)) if need_x else None
+        gx = _input_grad_tensor(dx, x, need_x)
         gw = Tensor._make(gwd.astype(odt).reshape(ns)) if need_w else None
         gb = Tensor._make(gbd.astype(odt).reshape(ns)) if need_b else None
         return (gx, gw, gb) + none

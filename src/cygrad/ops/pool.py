@@ -19,6 +19,7 @@ Integer inputs take a NumPy path where torch accepts them (max pooling except 1-
 indices, average pooling with integer division rounding toward zero); torch's
 NotImplementedError elsewhere. float16 is computed in float32.
 """
+import math
 import operator
 
 import numpy as np
@@ -1263,9 +1264,22 @@ def max_unpool3d(input, indices, kernel_size, stride=None, padding=0, output_siz
 # ---------------------------------------------------------------------------------------------
 # lp_pool (composed from avg_pool as torch does)
 
-def _lp_finish(out, norm_type, n):
+def _lp_pool(nd, max_pool, avg_pool, input, norm_type, kernel_size, stride, ceil_mode):
+    """lp_pool{nd}d composed from ``max_pool`` / ``avg_pool`` of that rank, as torch does."""
+    fname = f"lp_pool{nd}d"
+    k = _expand(_ints(kernel_size, fname, "kernel_size"), nd) if nd > 1 else None  # 1-d parses after pooling
+    if norm_type == float("inf"):
+        return max_pool(input.abs(), kernel_size, stride, 0, 1, ceil_mode)
+    if norm_type == -float("inf"):
+        return -max_pool(-input.abs(), kernel_size, stride, 0, 1, ceil_mode)
+    if stride is not None:
+        out = avg_pool(input.pow(norm_type), kernel_size, stride, 0, ceil_mode)
+    else:
+        out = avg_pool(input.pow(norm_type), kernel_size, padding=0, ceil_mode=ceil_mode)
+    if k is None:
+        k = _ints(kernel_size, fname, "kernel_size")
     from .activation import relu
-    return (out.sign() * relu(out.abs())).mul(n).pow(1.0 / norm_type)
+    return (out.sign() * relu(out.abs())).mul(math.prod(k)).pow(1.0 / norm_type)
 
 
 def lp_pool1d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
@@ -1294,16 +1308,7 @@ def lp_pool1d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
     >>> F.lp_pool1d(cygrad.tensor([[[3.0, 4.0, 1.0, 1.0]]]), 2, 2)
     tensor([[[5.0000, 1.4142]]])
     """
-    if norm_type == float("inf"):
-        return max_pool1d(input.abs(), kernel_size, stride, 0, 1, ceil_mode)
-    if norm_type == -float("inf"):
-        return -max_pool1d(-input.abs(), kernel_size, stride, 0, 1, ceil_mode)
-    if stride is not None:
-        out = avg_pool1d(input.pow(norm_type), kernel_size, stride, 0, ceil_mode)
-    else:
-        out = avg_pool1d(input.pow(norm_type), kernel_size, padding=0, ceil_mode=ceil_mode)
-    k = _ints(kernel_size, "lp_pool1d", "kernel_size")
-    return _lp_finish(out, norm_type, k[0])
+    return _lp_pool(1, max_pool1d, avg_pool1d, input, norm_type, kernel_size, stride, ceil_mode)
 
 
 def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
@@ -1330,16 +1335,7 @@ def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
     >>> F.lp_pool2d(cygrad.tensor([[[[3.0, 4.0], [0.0, 0.0]]]]), 2, 2)
     tensor([[[[5.]]]])
     """
-    k = _expand(_ints(kernel_size, "lp_pool2d", "kernel_size"), 2)
-    if norm_type == float("inf"):
-        return max_pool2d(input.abs(), kernel_size, stride, 0, 1, ceil_mode)
-    if norm_type == -float("inf"):
-        return -max_pool2d(-input.abs(), kernel_size, stride, 0, 1, ceil_mode)
-    if stride is not None:
-        out = avg_pool2d(input.pow(norm_type), kernel_size, stride, 0, ceil_mode)
-    else:
-        out = avg_pool2d(input.pow(norm_type), kernel_size, padding=0, ceil_mode=ceil_mode)
-    return _lp_finish(out, norm_type, k[0] * k[1])
+    return _lp_pool(2, max_pool2d, avg_pool2d, input, norm_type, kernel_size, stride, ceil_mode)
 
 
 def lp_pool3d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
@@ -1364,13 +1360,4 @@ def lp_pool3d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
     >>> F.lp_pool3d(cygrad.ones(1, 1, 2, 2, 2), 1, 2)
     tensor([[[[[8.]]]]])
     """
-    k = _expand(_ints(kernel_size, "lp_pool3d", "kernel_size"), 3)
-    if norm_type == float("inf"):
-        return max_pool3d(input.abs(), kernel_size, stride, 0, 1, ceil_mode)
-    if norm_type == -float("inf"):
-        return -max_pool3d(-input.abs(), kernel_size, stride, 0, 1, ceil_mode)
-    if stride is not None:
-        out = avg_pool3d(input.pow(norm_type), kernel_size, stride, 0, ceil_mode)
-    else:
-        out = avg_pool3d(input.pow(norm_type), kernel_size, padding=0, ceil_mode=ceil_mode)
-    return _lp_finish(out, norm_type, k[0] * k[1] * k[2])
+    return _lp_pool(3, max_pool3d, avg_pool3d, input, norm_type, kernel_size, stride, ceil_mode)

@@ -25,6 +25,26 @@ def _new(shape, fill, dtype=None):
     return Tensor._make(np.full(shape, fill, dt.np))
 
 
+def _register_affine(module, affine, shape, dtype, bias):
+    """``weight`` (ones) and, with ``bias``, ``bias`` (zeros) of ``shape`` when ``affine``, else None."""
+    if affine:
+        module.weight = Parameter(_new(shape, 1.0, dtype))
+        if bias:
+            module.bias = Parameter(_new(shape, 0.0, dtype))
+        else:
+            module.register_parameter("bias", None)
+    else:
+        module.register_parameter("weight", None)
+        module.register_parameter("bias", None)
+
+
+def _reset_affine(module, affine):
+    if affine:
+        init.ones_(module.weight)
+        if module.bias is not None:
+            init.zeros_(module.bias)
+
+
 class _NormBase(Module):
     """Shared state of batch and instance norm: ``weight`` / ``bias`` (affine), the buffers
     ``running_mean``, ``running_var`` and ``num_batches_tracked`` (track_running_stats)."""
@@ -40,15 +60,7 @@ class _NormBase(Module):
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats
-        if affine:
-            self.weight = Parameter(_new((num_features,), 1.0, dtype))
-            if bias:
-                self.bias = Parameter(_new((num_features,), 0.0, dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _register_affine(self, affine, (num_features,), dtype, bias)
         if track_running_stats:
             self.register_buffer("running_mean", _new((num_features,), 0.0, dtype))
             self.register_buffer("running_var", _new((num_features,), 1.0, dtype))
@@ -71,10 +83,7 @@ class _NormBase(Module):
     def reset_parameters(self):
         """Reset the running statistics and set ``weight`` to ones, ``bias`` to zeros."""
         self.reset_running_stats()
-        if self.affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        _reset_affine(self, self.affine)
 
     def _check_input_dim(self, input):
         raise NotImplementedError
@@ -302,23 +311,12 @@ class LayerNorm(Module):
         self.normalized_shape = _as_shape(normalized_shape)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
-        if elementwise_affine:
-            self.weight = Parameter(_new(self.normalized_shape, 1.0, dtype))
-            if bias:
-                self.bias = Parameter(_new(self.normalized_shape, 0.0, dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _register_affine(self, elementwise_affine, self.normalized_shape, dtype, bias)
         self.reset_parameters()
 
     def reset_parameters(self):
         """Set ``weight`` to ones and ``bias`` to zeros."""
-        if self.elementwise_affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        _reset_affine(self, self.elementwise_affine)
 
     def forward(self, input):
         return _F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
@@ -364,23 +362,12 @@ class GroupNorm(Module):
         self.num_channels = num_channels
         self.eps = eps
         self.affine = affine
-        if affine:
-            self.weight = Parameter(_new((num_channels,), 1.0, dtype))
-            if bias:
-                self.bias = Parameter(_new((num_channels,), 0.0, dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _register_affine(self, affine, (num_channels,), dtype, bias)
         self.reset_parameters()
 
     def reset_parameters(self):
         """Set ``weight`` to ones and ``bias`` to zeros."""
-        if self.affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        _reset_affine(self, self.affine)
 
     def forward(self, input):
         return _F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)

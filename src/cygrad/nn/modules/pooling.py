@@ -114,6 +114,24 @@ class MaxPool3d(_MaxPoolNd):
 
 
 class _AvgPoolNd(Module):
+    """Shared constructor, forward and repr of AvgPool2d / AvgPool3d (AvgPool1d has no divisor_override)."""
+
+    _fn = None
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                 divisor_override=None):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = stride if (stride is not None) else kernel_size
+        self.padding = padding
+        self.ceil_mode = ceil_mode
+        self.count_include_pad = count_include_pad
+        self.divisor_override = divisor_override
+
+    def forward(self, input):
+        return type(self)._fn(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                              self.count_include_pad, self.divisor_override)
+
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
@@ -141,7 +159,7 @@ class AvgPool1d(_AvgPoolNd):
     """
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
-        super().__init__()
+        Module.__init__(self)  # not _AvgPoolNd's: torch's AvgPool1d has tuples and no divisor_override
         self.kernel_size = _ntuple(kernel_size, 1)
         self.stride = _ntuple(stride if stride is not None else kernel_size, 1)
         self.padding = _ntuple(padding, 1)
@@ -177,19 +195,7 @@ class AvgPool2d(_AvgPoolNd):
               [1., 1.]]]])
     """
 
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-                 divisor_override=None):
-        super().__init__()
-        self.kernel_size = kernel_size
-        self.stride = stride if (stride is not None) else kernel_size
-        self.padding = padding
-        self.ceil_mode = ceil_mode
-        self.count_include_pad = count_include_pad
-        self.divisor_override = divisor_override
-
-    def forward(self, input):
-        return P.avg_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                            self.count_include_pad, self.divisor_override)
+    _fn = staticmethod(P.avg_pool2d)
 
 
 class AvgPool3d(_AvgPoolNd):
@@ -211,25 +217,18 @@ class AvgPool3d(_AvgPoolNd):
     AvgPool3d(kernel_size=2, stride=1, padding=0)
     """
 
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-                 divisor_override=None):
-        super().__init__()
-        self.kernel_size = kernel_size
-        self.stride = stride if (stride is not None) else kernel_size
-        self.padding = padding
-        self.ceil_mode = ceil_mode
-        self.count_include_pad = count_include_pad
-        self.divisor_override = divisor_override
-
-    def forward(self, input):
-        return P.avg_pool3d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                            self.count_include_pad, self.divisor_override)
+    _fn = staticmethod(P.avg_pool3d)
 
 
 class _AdaptiveAvgPoolNd(Module):
+    _fn = None
+
     def __init__(self, output_size):
         super().__init__()
         self.output_size = output_size
+
+    def forward(self, input):
+        return type(self)._fn(input, self.output_size)
 
     def extra_repr(self):
         return f"output_size={self.output_size}"
@@ -245,8 +244,7 @@ class AdaptiveAvgPool1d(_AdaptiveAvgPoolNd):
     cygrad.Size([1, 64, 5])
     """
 
-    def forward(self, input):
-        return P.adaptive_avg_pool1d(input, self.output_size)
+    _fn = staticmethod(P.adaptive_avg_pool1d)
 
 
 class AdaptiveAvgPool2d(_AdaptiveAvgPoolNd):
@@ -262,8 +260,7 @@ class AdaptiveAvgPool2d(_AdaptiveAvgPoolNd):
     cygrad.Size([1, 64, 10, 7])
     """
 
-    def forward(self, input):
-        return P.adaptive_avg_pool2d(input, self.output_size)
+    _fn = staticmethod(P.adaptive_avg_pool2d)
 
 
 class AdaptiveAvgPool3d(_AdaptiveAvgPoolNd):
@@ -276,15 +273,19 @@ class AdaptiveAvgPool3d(_AdaptiveAvgPoolNd):
     cygrad.Size([1, 4, 5, 7, 9])
     """
 
-    def forward(self, input):
-        return P.adaptive_avg_pool3d(input, self.output_size)
+    _fn = staticmethod(P.adaptive_avg_pool3d)
 
 
 class _AdaptiveMaxPoolNd(Module):
+    _fn = None
+
     def __init__(self, output_size, return_indices=False):
         super().__init__()
         self.output_size = output_size
         self.return_indices = return_indices
+
+    def forward(self, input):
+        return type(self)._fn(input, self.output_size, self.return_indices)
 
     def extra_repr(self):
         return f"output_size={self.output_size}"
@@ -300,8 +301,7 @@ class AdaptiveMaxPool1d(_AdaptiveMaxPoolNd):
     cygrad.Size([1, 64, 5])
     """
 
-    def forward(self, input):
-        return P.adaptive_max_pool1d(input, self.output_size, self.return_indices)
+    _fn = staticmethod(P.adaptive_max_pool1d)
 
 
 class AdaptiveMaxPool2d(_AdaptiveMaxPoolNd):
@@ -317,8 +317,7 @@ class AdaptiveMaxPool2d(_AdaptiveMaxPoolNd):
     cygrad.Size([1, 64, 7, 7])
     """
 
-    def forward(self, input):
-        return P.adaptive_max_pool2d(input, self.output_size, self.return_indices)
+    _fn = staticmethod(P.adaptive_max_pool2d)
 
 
 class AdaptiveMaxPool3d(_AdaptiveMaxPoolNd):
@@ -331,8 +330,7 @@ class AdaptiveMaxPool3d(_AdaptiveMaxPoolNd):
     cygrad.Size([1, 4, 5, 7, 9])
     """
 
-    def forward(self, input):
-        return P.adaptive_max_pool3d(input, self.output_size, self.return_indices)
+    _fn = staticmethod(P.adaptive_max_pool3d)
 
 
 class _MaxUnpoolNd(Module):

@@ -538,6 +538,20 @@ class RNNCellBase(Module):
         self._check_cell(input, hs)
         return input, hs, is_batched
 
+    def _forward_one_state(self, name, mode, input, hx):
+        """forward of RNNCell / GRUCell (one hidden state); ``mode`` None: unknown nonlinearity."""
+        if input.dim() not in (1, 2):
+            raise ValueError(f"{name}: Expected input to be 1D or 2D, got {input.dim()}D instead")
+        if hx is not None and hx.dim() not in (1, 2):
+            raise ValueError(f"{name}: Expected hidden to be 1D or 2D, got {hx.dim()}D instead")
+        if mode is None:
+            raise RuntimeError(f"Unknown nonlinearity: {self.nonlinearity}")
+        input, (h,), is_batched = self._prepare(name, input, [("hidden", hx)], None)
+        if input.shape[0] == 0:
+            return self._zeros(input) if is_batched else self._zeros(input).squeeze(0)
+        out = rnn_cell(mode, input, h, None, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        return out if is_batched else out.squeeze(0)
+
 
 class RNNCell(RNNCellBase):
     r"""One step of an Elman RNN: ``h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh)``.
@@ -563,18 +577,8 @@ class RNNCell(RNNCellBase):
         self.nonlinearity = nonlinearity
 
     def forward(self, input, hx=None):
-        if input.dim() not in (1, 2):
-            raise ValueError(f"RNNCell: Expected input to be 1D or 2D, got {input.dim()}D instead")
-        if hx is not None and hx.dim() not in (1, 2):
-            raise ValueError(f"RNNCell: Expected hidden to be 1D or 2D, got {hx.dim()}D instead")
-        if self.nonlinearity not in ("tanh", "relu"):
-            raise RuntimeError(f"Unknown nonlinearity: {self.nonlinearity}")
-        input, (h,), is_batched = self._prepare("RNNCell", input, [("hidden", hx)], None)
-        mode = "RNN_TANH" if self.nonlinearity == "tanh" else "RNN_RELU"
-        if input.shape[0] == 0:
-            return self._zeros(input) if is_batched else self._zeros(input).squeeze(0)
-        out = rnn_cell(mode, input, h, None, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
-        return out if is_batched else out.squeeze(0)
+        mode = "RNN_TANH" if self.nonlinearity == "tanh" else "RNN_RELU" if self.nonlinearity == "relu" else None
+        return self._forward_one_state("RNNCell", mode, input, hx)
 
 
 class LSTMCell(RNNCellBase):
@@ -633,12 +637,4 @@ class GRUCell(RNNCellBase):
         super().__init__(input_size, hidden_size, bias, num_chunks=3, device=device, dtype=dtype)
 
     def forward(self, input, hx=None):
-        if input.dim() not in (1, 2):
-            raise ValueError(f"GRUCell: Expected input to be 1D or 2D, got {input.dim()}D instead")
-        if hx is not None and hx.dim() not in (1, 2):
-            raise ValueError(f"GRUCell: Expected hidden to be 1D or 2D, got {hx.dim()}D instead")
-        input, (h,), is_batched = self._prepare("GRUCell", input, [("hidden", hx)], None)
-        if input.shape[0] == 0:
-            return self._zeros(input) if is_batched else self._zeros(input).squeeze(0)
-        out = rnn_cell("GRU", input, h, None, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
-        return out if is_batched else out.squeeze(0)
+        return self._forward_one_state("GRUCell", "GRU", input, hx)
