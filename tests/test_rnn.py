@@ -145,6 +145,35 @@ def test_packed_vs_torch(torch, kind, kw, batch_first, enforce_sorted):
         _run_both(torch, tm, cm, [x, _states(kind, tm, B, dtype)], dtype, call=call)
 
 
+@pytest.mark.parametrize("hidden", [64, 136])   # whole 64-unit chunks (register kernel), + a partial one
+@pytest.mark.parametrize("kind,kw", [("RNN", {}), ("LSTM", dict(bidirectional=True)), ("GRU", {}),
+                                     ("LSTM", dict(proj_size=40))])
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_full_chunks_vs_torch(torch, hidden, kind, kw, dtype):
+    """Hidden sizes with whole chunks run the packed-weight kernel forward and in the backward carry."""
+    torch.manual_seed(0)
+    tm = getattr(torch.nn, kind)(5, hidden, dtype=_dt(torch, dtype), **kw)
+    cm = getattr(nn, kind)(5, hidden, dtype=_dt(cygrad, dtype), **kw)
+    cm.load_state_dict({k: cygrad.tensor(v.detach().numpy().copy()) for k, v in tm.state_dict().items()})
+    lengths = [7, 7, 6, 3, 3, 1]            # runs of prev rows that shrink step by step
+    x = rng(3).standard_normal((7, len(lengths), 5)).astype(dtype)
+
+    def call(lib, m, x):
+        pk = lib.nn.utils.rnn.pack_padded_sequence(x, lengths)
+        out, _ = m(pk)
+        return lib.nn.utils.rnn.pad_packed_sequence(out)[0]
+
+    _run_both(torch, tm, cm, [x], dtype, call=call, **_tol(dtype))
+
+
+def test_full_chunks_gradcheck():
+    m = nn.LSTM(3, 64, dtype=cygrad.float64)
+    x = cygrad.tensor(rng(4).standard_normal((4, 2, 3)), requires_grad=True)
+    h0 = cygrad.tensor(rng(5).standard_normal((1, 2, 64)), requires_grad=True)
+    c0 = cygrad.tensor(rng(6).standard_normal((1, 2, 64)), requires_grad=True)
+    assert cygrad.autograd.gradcheck(lambda x, h, c: m(x, (h, c))[0], (x, h0, c0))
+
+
 @pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
 @pytest.mark.parametrize("batch_first", [False, True])
 def test_unbatched_vs_torch(torch, kind, batch_first):

@@ -21,15 +21,21 @@ states of an LSTM use the same layout in ``cbuf``. The caller builds ``prev`` (i
 point at rows computed earlier); the kernel checks that every index is in range.
 
 Per step, the hidden units are cut into fixed chunks of ``CHUNK`` units, spread over the OpenMP
-threads: each chunk runs its own slice of the recurrent product (one BLAS call per gate block
-and per contiguous run of ``prev`` rows) and then the fused gate loop for its units, so a step
-is one parallel region with no other synchronisation. The chunks do not depend on the thread
+threads: each chunk runs its own slice of the recurrent product (one call per gate block and
+per contiguous run of ``prev`` rows) and then the fused gate loop for its units, so a step is
+one parallel region with no other synchronisation. A BLAS gemm would repack the chunk's weights
+at every step (a quarter of the layer's time in profiles), so on CPUs with AVX-512 the full
+64-unit chunks use ``cg_rnn_mm64``, a register-blocked product reading weights packed once per
+call into contiguous (rows, 64) blocks (``_pack_blocks``: W_hh^T per chunk and gate for the
+forward, W_hh's column blocks for the backward carry); partial chunks and other CPUs use BLAS. The chunks do not depend on the thread
 count, so results are bitwise identical for any number of threads. The gate loops are C
 functions below (vectorised with the branch-free ``_vmath.h`` maths, cloned per ISA).
 
 Gate order is PyTorch's: LSTM (i, f, g, o); GRU (r, z, n) with
 ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``.
 """
+
+import numpy as np
 
 from cython cimport floating
 from cython.parallel cimport prange
@@ -131,6 +137,77 @@ cdef extern from *:
 
     CG_RNN_ROWS(float, f)
     CG_RNN_ROWS(double, d)
+
+    /* c[m, 0:64] = beta * c + a[m, k] @ b[k, 0:64] (row-major, b's rows ldb apart): the
+       recurrent products of one 64-unit chunk against weights packed once per call, where BLAS
+       would repack them at every time step. 16 accumulators of 64 bytes stay in registers
+       (4 rows x 64 floats, or 2 rows x 64 doubles): meant for AVX-512, see cg_rnn_mm64_ok. */
+    typedef float cg_v16f __attribute__((vector_size(64), aligned(4)));
+    typedef double cg_v8d __attribute__((vector_size(64), aligned(8)));
+    static int cg_rnn_mm64_ok(void) { return __builtin_cpu_supports("avx512f"); }
+    #define CG_MM_ROW4(x, A, B0, B1, B2, B3) A##0 += (x) * B0; A##1 += (x) * B1; A##2 += (x) * B2; A##3 += (x) * B3;
+    #define CG_MM_ST4(V, cr, beta, A) \
+        if ((beta) == 0) { cr[0] = A##0; cr[1] = A##1; cr[2] = A##2; cr[3] = A##3; } \
+        else { cr[0] = (beta) * cr[0] + A##0; cr[1] = (beta) * cr[1] + A##1; \
+               cr[2] = (beta) * cr[2] + A##2; cr[3] = (beta) * cr[3] + A##3; }
+    CG_CLONES static void cg_rnn_mm64_f(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda,
+                                        const float *b, ptrdiff_t ldb, float beta, float *c,
+                                        ptrdiff_t ldc)
+    {
+        for (ptrdiff_t i = 0; i < m; i += 4) {
+            ptrdiff_t rows = m - i < 4 ? m - i : 4;
+            const float *a0 = a + i * lda;
+            const float *a1 = a0 + (rows > 1 ? lda : 0);
+            const float *a2 = a0 + (rows > 2 ? 2 * lda : 0);
+            const float *a3 = a0 + (rows > 3 ? 3 * lda : 0);
+            cg_v16f p0 = {0}, p1 = {0}, p2 = {0}, p3 = {0}, q0 = {0}, q1 = {0}, q2 = {0}, q3 = {0};
+            cg_v16f r0 = {0}, r1 = {0}, r2 = {0}, r3 = {0}, s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
+            for (ptrdiff_t t = 0; t < k; t++) {
+                const cg_v16f *bp = (const cg_v16f *) (b + t * ldb);
+                cg_v16f b0 = bp[0], b1 = bp[1], b2 = bp[2], b3 = bp[3];
+                CG_MM_ROW4(a0[t], p, b0, b1, b2, b3)
+                CG_MM_ROW4(a1[t], q, b0, b1, b2, b3)
+                CG_MM_ROW4(a2[t], r, b0, b1, b2, b3)
+                CG_MM_ROW4(a3[t], s, b0, b1, b2, b3)
+            }
+            cg_v16f *cr = (cg_v16f *) (c + i * ldc);
+            CG_MM_ST4(cg_v16f, cr, beta, p)
+            if (rows > 1) { cr = (cg_v16f *) (c + (i + 1) * ldc); CG_MM_ST4(cg_v16f, cr, beta, q) }
+            if (rows > 2) { cr = (cg_v16f *) (c + (i + 2) * ldc); CG_MM_ST4(cg_v16f, cr, beta, r) }
+            if (rows > 3) { cr = (cg_v16f *) (c + (i + 3) * ldc); CG_MM_ST4(cg_v16f, cr, beta, s) }
+        }
+    }
+    CG_CLONES static void cg_rnn_mm64_d(ptrdiff_t m, ptrdiff_t k, const double *a, ptrdiff_t lda,
+                                        const double *b, ptrdiff_t ldb, double beta, double *c,
+                                        ptrdiff_t ldc)
+    {
+        for (ptrdiff_t i = 0; i < m; i += 2) {
+            ptrdiff_t rows = m - i < 2 ? m - i : 2;
+            const double *a0 = a + i * lda;
+            const double *a1 = a0 + (rows > 1 ? lda : 0);
+            cg_v8d p0 = {0}, p1 = {0}, p2 = {0}, p3 = {0}, q0 = {0}, q1 = {0}, q2 = {0}, q3 = {0};
+            cg_v8d r0 = {0}, r1 = {0}, r2 = {0}, r3 = {0}, s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
+            for (ptrdiff_t t = 0; t < k; t++) {
+                const cg_v8d *bp = (const cg_v8d *) (b + t * ldb);
+                cg_v8d b0 = bp[0], b1 = bp[1], b2 = bp[2], b3 = bp[3];
+                cg_v8d b4 = bp[4], b5 = bp[5], b6 = bp[6], b7 = bp[7];
+                CG_MM_ROW4(a0[t], p, b0, b1, b2, b3)
+                CG_MM_ROW4(a0[t], q, b4, b5, b6, b7)
+                CG_MM_ROW4(a1[t], r, b0, b1, b2, b3)
+                CG_MM_ROW4(a1[t], s, b4, b5, b6, b7)
+            }
+            cg_v8d *cr = (cg_v8d *) (c + i * ldc);
+            CG_MM_ST4(cg_v8d, cr, beta, p)
+            cr += 4;
+            CG_MM_ST4(cg_v8d, cr, beta, q)
+            if (rows > 1) {
+                cr = (cg_v8d *) (c + (i + 1) * ldc);
+                CG_MM_ST4(cg_v8d, cr, beta, r)
+                cr += 4;
+                CG_MM_ST4(cg_v8d, cr, beta, s)
+            }
+        }
+    }
     """
     void cg_rnn_lstm_fwd_f(float *g, Py_ssize_t H, const float *cp, float *c, float *tc, float *m,
                            Py_ssize_t n) nogil
@@ -163,6 +240,50 @@ cdef extern from *:
                            Py_ssize_t n) nogil
     void cg_rnn_relu_bwd_d(const double *h, const double *dout, const double *dhc, double *dg,
                            Py_ssize_t n) nogil
+
+
+cdef extern from *:
+    int cg_rnn_mm64_ok() nogil
+    void cg_rnn_mm64_f(Py_ssize_t m, Py_ssize_t k, const float *a, Py_ssize_t lda, const float *b,
+                       Py_ssize_t ldb, float beta, float *c, Py_ssize_t ldc) nogil
+    void cg_rnn_mm64_d(Py_ssize_t m, Py_ssize_t k, const double *a, Py_ssize_t lda, const double *b,
+                       Py_ssize_t ldb, double beta, double *c, Py_ssize_t ldc) nogil
+
+
+cdef inline void _mm(int m, int n, int k, const floating *a, int lda, const floating *b, int ldb,
+                     floating beta, floating *c, int ldc) noexcept nogil:
+    """c[m, n] = beta * c + a @ b (row-major): the register kernel for 64 columns, else BLAS."""
+    if n == 64 and _mm64_ok:
+        if floating is float:
+            cg_rnn_mm64_f(m, k, a, lda, b, ldb, beta, c, ldc)
+        else:
+            cg_rnn_mm64_d(m, k, a, lda, b, ldb, beta, c, ldc)
+    else:
+        gemm(False, False, m, n, k, <floating> 1, a, lda, b, ldb, beta, c, ldc)
+
+
+cdef bint _mm64_ok = cg_rnn_mm64_ok()
+
+
+cdef void _mm_chunk(int m, Py_ssize_t nu, Py_ssize_t k, const floating *a, const floating *w_hh,
+                    const floating *wpk, Py_ssize_t u0, Py_ssize_t q, Py_ssize_t ngates, Py_ssize_t H,
+                    floating beta, floating *c, int ldc) noexcept nogil:
+    """c[m, nu] = beta * c + a[m, k] @ W_hh[q * H + u0 : + nu, :]^T for the chunk at unit u0."""
+    if nu == CHUNK:
+        _mm(m, CHUNK, <int> k, a, <int> k, wpk + ((u0 // CHUNK) * ngates + q) * k * CHUNK, CHUNK,
+            beta, c, ldc)
+    else:
+        gemm(False, True, m, <int> nu, <int> k, <floating> 1, a, <int> k, w_hh + (q * H + u0) * k,
+             <int> k, beta, c, ldc)
+
+
+def _pack_blocks(wt, Py_ssize_t nfull, Py_ssize_t ngates, Py_ssize_t H):
+    """(rows, ngates * H) -> flat (nfull, ngates, rows, CHUNK): the full CHUNK-column blocks."""
+    rows = wt.shape[0]
+    if nfull == 0:
+        return np.zeros(1, wt.dtype)
+    blk = wt.reshape(rows, ngates, H)[:, :, :nfull * CHUNK].reshape(rows, ngates, nfull, CHUNK)
+    return np.ascontiguousarray(blk.transpose(2, 1, 0, 3)).reshape(-1)
 
 
 cdef enum:
@@ -295,6 +416,7 @@ cdef void _fwd_chunk(
     floating *cbuf, floating *tc, floating *mbuf,    # LSTM: (N + B, H), (N, H), (N, H) if proj
     floating *hn, const floating *b_hn,              # GRU: (N, H), (H,)
     const floating *w_hh,                            # (ng, Hh)
+    const floating *wpk,                             # packed W_hh^T blocks (see recurrent_forward)
     const int64_t *prev, Py_ssize_t out_off, bint proj,
 ) noexcept nogil:
     cdef Py_ssize_t nu = u1 - u0, ngates = ng // H, r, e, p, q, b, row, pr
@@ -307,13 +429,11 @@ cdef void _fwd_chunk(
             e += 1
         for q in range(ngates):
             if mode == MODE_GRU and q == 2:      # W_hn h goes to hn (added after r gates it)
-                gemm(False, True, <int> (e - r), <int> nu, <int> Hh, <floating> 1,
-                     hbuf + p * Hh, <int> Hh, w_hh + (q * H + u0) * Hh, <int> Hh,
-                     <floating> 0, hn + (off + r) * H + u0, <int> H)
+                _mm_chunk(<int> (e - r), nu, Hh, hbuf + p * Hh, w_hh, wpk, u0, q, ngates, H,
+                          <floating> 0, hn + (off + r) * H + u0, <int> H)
             else:
-                gemm(False, True, <int> (e - r), <int> nu, <int> Hh, <floating> 1,
-                     hbuf + p * Hh, <int> Hh, w_hh + (q * H + u0) * Hh, <int> Hh,
-                     <floating> 1, G + (off + r) * ng + q * H + u0, <int> ng)
+                _mm_chunk(<int> (e - r), nu, Hh, hbuf + p * Hh, w_hh, wpk, u0, q, ngates, H,
+                          <floating> 1, G + (off + r) * ng + q * H + u0, <int> ng)
         r = e
     # the fused gate loop
     for b in range(bs):
@@ -381,6 +501,9 @@ def recurrent_forward(
     nchunk = (H + CHUNK - 1) // CHUNK
     npchunk = (Hh + CHUNK - 1) // CHUNK
     nt = n_threads_for(B * ng * Hh // 16 + B * H * 8)
+    # W_hh^T packed per (chunk, gate) into contiguous (Hh, CHUNK) blocks, read in place by the
+    # register kernel at every step (full chunks only; a partial last chunk goes to BLAS)
+    cdef const floating[::1] wpk = _pack_blocks(np.asarray(w_hh).T, H // CHUNK, ngates, H)
     offs = _offsets(batch_sizes)
     try:
         with nogil:
@@ -396,7 +519,7 @@ def recurrent_forward(
                                &mbuf[0, 0] if proj else <floating *> NULL,
                                &hn[0, 0] if mode == MODE_GRU else <floating *> NULL,
                                &b_hn[0] if mode == MODE_GRU else <floating *> NULL,
-                               &w_hh[0, 0], &prev[0], out_off, proj)
+                               &w_hh[0, 0], &wpk[0], &prev[0], out_off, proj)
                 if proj:       # h = m W_hr^T, split over output columns
                     for k in prange(npchunk, num_threads=nt, schedule="static"):
                         p0 = k * CHUNK
@@ -417,6 +540,7 @@ cdef void _bwd_chunk(
     const floating *G, Py_ssize_t ng, Py_ssize_t H,
     const floating *hbuf, Py_ssize_t Hh, const floating *cbuf, const floating *tc,
     const floating *hn, const floating *w_hh,
+    const floating *wpb,                              # W_hh column blocks (recurrent_backward)
     const floating *dout,                             # (N, Hh)
     floating *dh, floating *dc,                       # (B, Hh), (B, H) carries
     floating *dG, floating *dGh,                      # (N, ng) each (dGh is dG except for GRU)
@@ -426,8 +550,12 @@ cdef void _bwd_chunk(
     cdef Py_ssize_t nu = u1 - u0, b, row, pr
     # carry: dh[:bsp] (+)= dGh_prev @ W_hh[:, chunk] (GRU adds to its direct term dh * z)
     if bsp > 0 and not proj:
-        gemm(False, False, <int> bsp, <int> nu, <int> ng, <floating> 1, dGh + offp * ng, <int> ng,
-             w_hh + u0, <int> Hh, <floating> (1 if mode == MODE_GRU else 0), dh + u0, <int> Hh)
+        if nu == CHUNK:
+            _mm(<int> bsp, CHUNK, <int> ng, dGh + offp * ng, <int> ng, wpb + (u0 // CHUNK) * ng * CHUNK,
+                CHUNK, <floating> (1 if mode == MODE_GRU else 0), dh + u0, <int> Hh)
+        else:
+            gemm(False, False, <int> bsp, <int> nu, <int> ng, <floating> 1, dGh + offp * ng, <int> ng,
+                 w_hh + u0, <int> Hh, <floating> (1 if mode == MODE_GRU else 0), dh + u0, <int> Hh)
     for b in range(bs):
         row = off + b
         pr = prev[row]
@@ -528,6 +656,8 @@ def recurrent_backward(
     nchunk = (H + CHUNK - 1) // CHUNK
     npchunk = (Hh + CHUNK - 1) // CHUNK
     nt = n_threads_for(B * ng * Hh // 16 + B * H * 8)
+    # the carry's W_hh columns of each full chunk as a contiguous (ng, CHUNK) block
+    cdef const floating[::1] wpb = _pack_blocks(np.asarray(w_hh), Hh // CHUNK, 1, Hh)
     offs = _offsets(batch_sizes)
     try:
         if proj:
@@ -561,7 +691,7 @@ def recurrent_backward(
                                  <floating> 0, dmp, <int> H)
                             _bwd_chunk(mode, u0, min(u0 + CHUNK, H), off, bs, 0, 0,
                                        &gates[0, 0], ng, H, &hbuf[0, 0], Hh, &cbuf[0, 0], &tc[0, 0],
-                                       <floating *> NULL, &w_hh[0, 0], &dout[0, 0], &dh[0, 0],
+                                       <floating *> NULL, &w_hh[0, 0], &wpb[0], &dout[0, 0], &dh[0, 0],
                                        &dc[0, 0], &dgates[0, 0], dGh, &prev[0], out_off,
                                        dm, zeros, True)
                 else:
@@ -571,7 +701,7 @@ def recurrent_backward(
                                    &cbuf[0, 0] if mode == MODE_LSTM else <floating *> NULL,
                                    &tc[0, 0] if mode == MODE_LSTM else <floating *> NULL,
                                    &hn[0, 0] if mode == MODE_GRU else <floating *> NULL,
-                                   &w_hh[0, 0], &dout[0, 0], &dh[0, 0],
+                                   &w_hh[0, 0], &wpb[0], &dout[0, 0], &dh[0, 0],
                                    &dc[0, 0] if mode == MODE_LSTM else <floating *> NULL,
                                    &dgates[0, 0], dGh, &prev[0], out_off,
                                    <floating *> NULL, <floating *> NULL, False)
