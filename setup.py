@@ -143,6 +143,7 @@ def _extensions():
             Extension(
                 f"cygrad._C.{name}",
                 [pyx],
+                depends=sorted(glob.glob(os.path.join(KERNEL_DIR, "*.h"))),
                 include_dirs=[numpy.get_include(), KERNEL_DIR],
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
                 extra_compile_args=compile_args + MODULE_COMPILE_ARGS.get(name, []),

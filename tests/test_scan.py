@@ -278,6 +278,100 @@ def test_gradcheck_small_chunks(monkeypatch):
     gradcheck(lambda T, *xs: _call(T, list(xs), sp), args)
 
 
+# ---- the channel-lane kernels ---------------------------------------------------------------------------------
+# Time-varying B and C whose groups hold a multiple of 16 (float32) / 8 (float64) channels take the lane
+# kernels (one channel per vector lane); everything else the per-channel kernels. Both are checked here.
+
+def _lane_spec(args, dtype):
+    spec = S._validate(*[_T(a) for a in args], None)
+    return S._use_lanes(spec, np.dtype(dtype))
+
+
+@pytest.mark.parametrize("layout", ["var-var", "grp-var", "var-grp", "grp1-grp"])
+@pytest.mark.parametrize("n", [3, 16, 20])
+@pytest.mark.parametrize("opt", ["plain", "all", "z", "softplus"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lanes_vs_numpy_and_channels(monkeypatch, layout, n, opt, dtype):
+    """Lane kernels: values against the NumPy loop, gradients against the per-channel kernels, with L
+    neither a multiple of the chunk nor of the lane width, and n below, at and above the lane width."""
+    monkeypatch.setattr(S, "_CHUNK", 8)
+    bk, ck = layout.split("-")
+    d, L = 32, 21
+    args, sp = _select(make_inputs(b=2, d=d, L=L, n=n, b_kind=bk, c_kind=ck, dtype=dtype), opt)
+    assert _lane_spec(args, dtype)
+    r = rng(3)
+    g_out, g_last = r.standard_normal((2, d, L)).astype(dtype), r.standard_normal((2, d, n)).astype(dtype)
+    out, last, grads = _grads(args, sp, g_out, g_last)
+    ref_out, ref_h = np_scan(*args, softplus=sp)
+    # without softplus some steps grow the state (exp(dt A) > 1 for dt < 0): errors relative to the largest value
+    tol = dict(rtol=1e-11, atol=1e-11) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-5)
+    for a, b in ((out, ref_out), (last, ref_h)):
+        scale = max(1.0, np.abs(b).max())
+        np.testing.assert_allclose(a / scale, b / scale, **tol)
+    tol = dict(rtol=1e-11, atol=1e-11) if dtype == np.float64 else dict(rtol=2e-4, atol=2e-4)
+    monkeypatch.setattr(S, "_LANES", False)
+    assert not _lane_spec(args, dtype)
+    out2, last2, grads2 = _grads(args, sp, g_out, g_last)
+    for a, b in zip([out, last] + grads, [out2, last2] + grads2):
+        assert (a is None) == (b is None)
+        if a is not None:
+            scale = max(1.0, np.abs(b).max())
+            np.testing.assert_allclose(a / scale, b / scale, **tol)
+
+
+@pytest.mark.parametrize("layout", ["var-var", "grp-var"])
+def test_lanes_gradcheck(monkeypatch, layout):
+    monkeypatch.setattr(S, "_CHUNK", 4)
+    bk, ck = layout.split("-")
+    args, sp = _select(make_inputs(b=1, d=16, L=7, n=3, b_kind=bk, c_kind=ck), "all")
+    assert _lane_spec(args, np.float64)
+    gradcheck(lambda T, *xs: _call(T, list(xs), sp), args)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lanes_vs_torch(torch, dtype):
+    args, sp = _select(make_inputs(b=2, d=32, L=19, n=16, dtype=dtype), "all")
+    assert _lane_spec(args, dtype)
+    tol = dict(rtol=1e-9, atol=1e-10) if dtype == np.float64 else dict(rtol=2e-4, atol=2e-4)
+    compare(torch, lambda T, *xs: _call(T, list(xs), sp), args, **tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lanes_initial_state(dtype):
+    """Checkpointed segments run the lane kernels from an initial state and need its gradient."""
+    args, sp = _select(make_inputs(b=2, d=32, L=40, n=5, dtype=dtype), "all")
+    assert _lane_spec(args, dtype)
+    r = rng(4)
+    g_out, g_last = r.standard_normal((2, 32, 40)).astype(dtype), r.standard_normal((2, 32, 5)).astype(dtype)
+    ref = _grads(args, sp, g_out, g_last)
+    seg = _grads(args, sp, g_out, g_last, checkpoint_chunks=3)
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(seg[0], ref[0], **tol)
+    np.testing.assert_allclose(seg[1], ref[1], **tol)
+    for a, b in zip(seg[2], ref[2]):
+        if a is not None:
+            np.testing.assert_allclose(a, b, **tol)
+
+
+def test_lane_kernels_reject_bad_layouts():
+    """The lane kernels validate the layout they are given (they run with bounds checks off)."""
+    from cygrad._C import scan as K
+    f = np.float32
+    u = np.zeros((1, 24, 4), f)
+    A = np.zeros((24, 8), f)
+    B = np.zeros(4 * 8, f)
+    geom = (4 * 8, 16, 4 * 8, 8)
+    e1, e3, e4 = np.empty(0, f), np.empty((0, 0, 0), f), np.empty((0, 0, 0, 0), f)
+    with pytest.raises(ValueError, match="dim % 16"):
+        K.selective_scan_forward_lanes(u, u, A, B, geom, B, geom, e1, e3, e1, False, e3, u.copy(), e4,
+                                       np.zeros((1, 24, 8), f), 4, 3)
+    with pytest.raises(ValueError, match="time-varying B"):
+        K.selective_scan_forward_lanes(u, u, A, B, (0, 1, 8, 0), B, geom, e1, e3, e1, False, e3, u.copy(), e4,
+                                       np.zeros((1, 24, 8), f), 4, 3)
+    with pytest.raises(ValueError, match="do not fit"):
+        K.lane_partials_sum(np.zeros((1, 3, 2, 4), f), np.zeros((1, 2, 2, 4), f))
+
+
 # ---- threads and determinism ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

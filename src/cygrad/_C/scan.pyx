@@ -247,6 +247,37 @@ cdef extern from *:
     #error "cygrad._C.scan needs GCC or clang vector extensions"
     #endif
 
+    /* the channel-lane kernels (fast path): float with 16 lanes, double with 8 */
+    #include <stdlib.h>
+    static void *cg_lscan_alloc(size_t nbytes)
+    {
+        void *p = NULL;
+        return posix_memalign(&p, 64, nbytes ? nbytes : 64) == 0 ? p : NULL;
+    }
+    typedef float cg_v16f __attribute__((vector_size(64)));
+    #define LT float
+    #define LS f
+    #define LW 16
+    #define LV cg_v16f
+    #define LEXP cg_expf
+    #include "_scan_lanes.h"
+    #undef LT
+    #undef LS
+    #undef LW
+    #undef LV
+    #undef LEXP
+    #define LT double
+    #define LS d
+    #define LW 8
+    #define LV cg_v8d
+    #define LEXP cg_exp
+    #include "_scan_lanes.h"
+    #undef LT
+    #undef LS
+    #undef LW
+    #undef LV
+    #undef LEXP
+
     #if defined(__GNUC__)
     #pragma GCC diagnostic pop
     #endif
@@ -279,6 +310,28 @@ cdef extern from *:
                              const double *Cp, Py_ssize_t cst, const double *E, const double *H,
                              const double *gy, double *ddt, double *du, double *dA, double *dB,
                              Py_ssize_t dbst, double *dC, Py_ssize_t dcst) nogil
+    void *cg_lscan_alloc(size_t nbytes) nogil
+    size_t cg_lscan_ws_bytes_f(Py_ssize_t chunk, Py_ssize_t NP) nogil
+    size_t cg_lscan_ws_bytes_d(Py_ssize_t chunk, Py_ssize_t NP) nogil
+    void cg_lscan_fwd_f(Py_ssize_t L, Py_ssize_t n, Py_ssize_t NP, Py_ssize_t chunk, const float *u,
+                        const float *delta, const float *z, const float *A, const float *Bp, const float *Cp,
+                        const float *D, const float *bias, int softplus, const float *h0, float *out,
+                        float *states, Py_ssize_t s_ch, float *last, void *ws) nogil
+    void cg_lscan_fwd_d(Py_ssize_t L, Py_ssize_t n, Py_ssize_t NP, Py_ssize_t chunk, const double *u,
+                        const double *delta, const double *z, const double *A, const double *Bp,
+                        const double *Cp, const double *D, const double *bias, int softplus, const double *h0,
+                        double *out, double *states, Py_ssize_t s_ch, double *last, void *ws) nogil
+    void cg_lscan_bwd_f(Py_ssize_t L, Py_ssize_t n, Py_ssize_t NP, Py_ssize_t chunk, const float *u,
+                        const float *delta, const float *z, const float *A, const float *Bp, const float *Cp,
+                        const float *D, const float *bias, int softplus, const float *states, Py_ssize_t s_ch,
+                        const float *gout, const float *glast, float *du, float *ddelta, float *dz, float *dh0,
+                        double *dA, double *dD, double *dbias, float *dB, float *dC, void *ws) nogil
+    void cg_lscan_bwd_d(Py_ssize_t L, Py_ssize_t n, Py_ssize_t NP, Py_ssize_t chunk, const double *u,
+                        const double *delta, const double *z, const double *A, const double *Bp,
+                        const double *Cp, const double *D, const double *bias, int softplus,
+                        const double *states, Py_ssize_t s_ch, const double *gout, const double *glast,
+                        double *du, double *ddelta, double *dz, double *dh0, double *dA, double *dD,
+                        double *dbias, double *dB, double *dC, void *ws) nogil
 
 
 # ---------------------------------------------------------------------------------------------
@@ -565,3 +618,231 @@ def selective_scan_backward(
         free(dAacc)
     if failed[0]:
         raise MemoryError("selective_scan: cannot allocate the per-thread buffers")
+
+
+# ---------------------------------------------------------------------------------------------
+# Channel lanes (the fast path, _scan_lanes.h): LANES consecutive channels of one batch element
+# per work item, one channel per vector lane. Needs time-varying B and C whose groups hold a
+# multiple of LANES channels (the caller checks lanes_fit()).
+
+def lane_width(dtype):
+    """Channels per work item of the lane kernels for ``dtype`` (float32: 16, float64: 8)."""
+    return 16 if dtype.itemsize == 4 else 8
+
+
+cdef inline size_t _lws(floating dummy, Py_ssize_t chunk, Py_ssize_t NP) noexcept nogil:
+    if floating is float:
+        return cg_lscan_ws_bytes_f(chunk, NP)
+    else:
+        return cg_lscan_ws_bytes_d(chunk, NP)
+
+
+cdef Py_ssize_t _lane_items(Py_ssize_t dim, Py_ssize_t NP, Py_ssize_t W, tuple b_geom, tuple c_geom) except -1:
+    """Validate the lane layout; return the work items per batch element."""
+    for geom, name in ((b_geom, "B"), (c_geom, "C")):
+        if geom[3] != NP or geom[1] % W != 0 or geom[0] == 0:
+            raise ValueError(f"lane kernels need time-varying {name} rows of {NP} with groups of a multiple of "
+                             f"{W} channels, got geometry {geom}")
+    if dim % W != 0:
+        raise ValueError(f"lane kernels need dim % {W} == 0, got dim = {dim}")
+    return dim // W
+
+
+def selective_scan_forward_lanes(
+    const floating[:, :, ::1] u,        # IN (batch, dim, L)
+    const floating[:, :, ::1] delta,    # IN (batch, dim, L)
+    const floating[:, ::1] A,           # IN (dim, NP)
+    const floating[::1] B,              # IN flat rows of NP, time-varying
+    tuple b_geom,                       # IN (sb, q, sg, NP), q % LANES == 0
+    const floating[::1] C,              # IN
+    tuple c_geom,                       # IN
+    const floating[::1] D,              # IN (dim,) or empty
+    const floating[:, :, ::1] z,        # IN (batch, dim, L) or (0, 0, 0)
+    const floating[::1] bias,           # IN (dim,) or empty
+    bint softplus,                      # IN
+    const floating[:, :, ::1] h0,       # IN (batch, dim, NP) or (0, 0, 0)
+    floating[:, :, ::1] out,            # OUT (batch, dim, L)
+    floating[:, :, :, ::1] states,      # OUT (batch, dim, ceil(L / chunk), NP) or (0, 0, 0, 0)
+    floating[:, :, ::1] last,           # OUT (batch, dim, NP)
+    Py_ssize_t chunk,                   # IN >= 1
+    Py_ssize_t n,                       # IN real state size, <= NP
+):
+    """Selective scan forward on channel lanes; same contract as ``selective_scan_forward``."""
+    cdef Py_ssize_t batch = u.shape[0], dim = u.shape[1], L = u.shape[2], NP = A.shape[1]
+    cdef Py_ssize_t W = 16 if floating is float else 8
+    cdef Py_ssize_t b_sb = b_geom[0], b_q = b_geom[1], b_sg = b_geom[2]
+    cdef Py_ssize_t c_sb = c_geom[0], c_q = c_geom[1], c_sg = c_geom[2]
+    cdef bint has_D = D.shape[0] > 0, has_z = z.shape[0] > 0, has_bias = bias.shape[0] > 0
+    cdef bint has_h0 = h0.shape[0] > 0, save = states.shape[0] > 0
+    cdef Py_ssize_t per_b, n_items, w, b, d0, n_chunks, s_ch
+    cdef void *ws
+    cdef int failed[1]
+    failed[0] = 0
+    if batch * dim == 0 or L == 0:
+        return
+    if chunk < 1 or chunk > 4096:
+        raise ValueError(f"chunk must be in [1, 4096], got {chunk}")
+    if n < 1 or n > NP:
+        raise ValueError(f"state size n = {n} must be in [1, NP = {NP}]")
+    per_b = _lane_items(dim, NP, W, b_geom, c_geom)
+    n_items = batch * per_b
+    n_chunks = (L + chunk - 1) // chunk
+    if save and states.shape[2] != n_chunks:
+        raise ValueError(f"states must hold {n_chunks} chunks, got {states.shape[2]}")
+    s_ch = n_chunks * NP
+    with nogil, parallel(num_threads=n_threads_for(n_items * W * L * (NP + 4))):
+        ws = cg_lscan_alloc(_lws(<floating> 0, chunk, NP))
+        for w in prange(n_items, schedule="static"):
+            if ws == NULL:
+                failed[0] = 1
+            else:
+                b = w // per_b
+                d0 = (w % per_b) * W
+                if floating is float:
+                    cg_lscan_fwd_f(L, n, NP, chunk, &u[b, d0, 0], &delta[b, d0, 0],
+                                   &z[b, d0, 0] if has_z else NULL, &A[d0, 0],
+                                   &B[0] + b * b_sb + (d0 // b_q) * b_sg, &C[0] + c_sb * b + (d0 // c_q) * c_sg,
+                                   &D[d0] if has_D else NULL,
+                                   &bias[d0] if has_bias else NULL, softplus,
+                                   &h0[b, d0, 0] if has_h0 else NULL, &out[b, d0, 0],
+                                   &states[b, d0, 0, 0] if save else NULL, s_ch, &last[b, d0, 0], ws)
+                else:
+                    cg_lscan_fwd_d(L, n, NP, chunk, &u[b, d0, 0], &delta[b, d0, 0],
+                                   &z[b, d0, 0] if has_z else NULL, &A[d0, 0],
+                                   &B[0] + b * b_sb + (d0 // b_q) * b_sg, &C[0] + c_sb * b + (d0 // c_q) * c_sg,
+                                   &D[d0] if has_D else NULL,
+                                   &bias[d0] if has_bias else NULL, softplus,
+                                   &h0[b, d0, 0] if has_h0 else NULL, &out[b, d0, 0],
+                                   &states[b, d0, 0, 0] if save else NULL, s_ch, &last[b, d0, 0], ws)
+        free(ws)
+    if failed[0]:
+        raise MemoryError("selective_scan: cannot allocate the per-thread buffers")
+
+
+def selective_scan_backward_lanes(
+    const floating[:, :, ::1] u,        # IN (batch, dim, L)
+    const floating[:, :, ::1] delta,    # IN (batch, dim, L)
+    const floating[:, ::1] A,           # IN (dim, NP)
+    const floating[::1] B,              # IN time-varying rows (as the forward)
+    tuple b_geom,                       # IN
+    const floating[::1] C,              # IN
+    tuple c_geom,                       # IN
+    const floating[::1] D,              # IN (dim,) or empty
+    const floating[:, :, ::1] z,        # IN (batch, dim, L) or (0, 0, 0)
+    const floating[::1] bias,           # IN (dim,) or empty
+    bint softplus,                      # IN
+    const floating[:, :, :, ::1] states,  # IN (batch, dim, ceil(L / chunk), NP) from the forward
+    const floating[:, :, ::1] gout,     # IN (batch, dim, L)
+    const floating[:, :, ::1] glast,    # IN (batch, dim, NP) or (0, 0, 0)
+    Py_ssize_t chunk,                   # IN same as the forward
+    Py_ssize_t n,                       # IN real state size
+    floating[:, :, ::1] du,             # OUT (batch, dim, L)
+    floating[:, :, ::1] ddelta,         # OUT (batch, dim, L)
+    floating[:, :, ::1] dz,             # OUT (batch, dim, L) or (0, 0, 0)
+    floating[:, :, ::1] dh0,            # OUT (batch, dim, NP) or (0, 0, 0)
+    double[:, :, ::1] dA,               # OUT (batch, dim, NP) per-batch partials
+    double[:, ::1] dD,                  # OUT (batch, dim)
+    double[:, ::1] dbias,               # OUT (batch, dim)
+    floating[:, :, :, ::1] dB,          # OUT (batch, dim / LANES, n, L) per-item partials, or (0, 0, 0, 0)
+    floating[:, :, :, ::1] dC,          # OUT as dB
+):
+    """Selective scan backward on channel lanes (contract of ``selective_scan_backward``, except that the
+    dB / dC partials are one row per (batch, item of LANES channels, step); see lane_partials_sum)."""
+    cdef Py_ssize_t batch = u.shape[0], dim = u.shape[1], L = u.shape[2], NP = A.shape[1]
+    cdef Py_ssize_t W = 16 if floating is float else 8
+    cdef Py_ssize_t b_sb = b_geom[0], b_q = b_geom[1], b_sg = b_geom[2]
+    cdef Py_ssize_t c_sb = c_geom[0], c_q = c_geom[1], c_sg = c_geom[2]
+    cdef bint has_D = D.shape[0] > 0, has_z = z.shape[0] > 0, has_bias = bias.shape[0] > 0
+    cdef bint has_glast = glast.shape[0] > 0, want_dh0 = dh0.shape[0] > 0
+    cdef bint want_dB = dB.shape[0] > 0, want_dC = dC.shape[0] > 0
+    cdef Py_ssize_t per_b, n_items, w, b, k, d0, n_chunks, s_ch
+    cdef void *ws
+    cdef int failed[1]
+    failed[0] = 0
+    if batch * dim == 0 or L == 0:
+        return
+    if chunk < 1 or chunk > 4096:
+        raise ValueError(f"chunk must be in [1, 4096], got {chunk}")
+    if n < 1 or n > NP:
+        raise ValueError(f"state size n = {n} must be in [1, NP = {NP}]")
+    per_b = _lane_items(dim, NP, W, b_geom, c_geom)
+    n_items = batch * per_b
+    n_chunks = (L + chunk - 1) // chunk
+    if states.shape[2] != n_chunks:
+        raise ValueError(f"states must hold {n_chunks} chunks, got {states.shape[2]}")
+    for part, name in ((dB, "dB"), (dC, "dC")):
+        if part.shape[0] > 0 and (part.shape[0] != batch or part.shape[1] != per_b or part.shape[2] != n
+                                  or part.shape[3] != L):
+            raise ValueError(f"{name} partials must have shape {(batch, per_b, n, L)}, got {tuple(part.shape)}")
+    s_ch = n_chunks * NP
+    with nogil, parallel(num_threads=n_threads_for(n_items * W * L * (2 * NP + 8))):
+        ws = cg_lscan_alloc(_lws(<floating> 0, chunk, NP))
+        for w in prange(n_items, schedule="static"):
+            if ws == NULL:
+                failed[0] = 1
+            else:
+                b = w // per_b
+                k = w % per_b
+                d0 = k * W
+                if floating is float:
+                    cg_lscan_bwd_f(L, n, NP, chunk, &u[b, d0, 0], &delta[b, d0, 0],
+                                   &z[b, d0, 0] if has_z else NULL, &A[d0, 0],
+                                   &B[0] + b * b_sb + (d0 // b_q) * b_sg, &C[0] + c_sb * b + (d0 // c_q) * c_sg,
+                                   &D[d0] if has_D else NULL,
+                                   &bias[d0] if has_bias else NULL, softplus,
+                                   &states[b, d0, 0, 0], s_ch, &gout[b, d0, 0],
+                                   &glast[b, d0, 0] if has_glast else NULL,
+                                   &du[b, d0, 0], &ddelta[b, d0, 0], &dz[b, d0, 0] if has_z else NULL,
+                                   &dh0[b, d0, 0] if want_dh0 else NULL, &dA[b, d0, 0], &dD[b, d0], &dbias[b, d0],
+                                   &dB[b, k, 0, 0] if want_dB else NULL, &dC[b, k, 0, 0] if want_dC else NULL, ws)
+                else:
+                    cg_lscan_bwd_d(L, n, NP, chunk, &u[b, d0, 0], &delta[b, d0, 0],
+                                   &z[b, d0, 0] if has_z else NULL, &A[d0, 0],
+                                   &B[0] + b * b_sb + (d0 // b_q) * b_sg, &C[0] + c_sb * b + (d0 // c_q) * c_sg,
+                                   &D[d0] if has_D else NULL,
+                                   &bias[d0] if has_bias else NULL, softplus,
+                                   &states[b, d0, 0, 0], s_ch, &gout[b, d0, 0],
+                                   &glast[b, d0, 0] if has_glast else NULL,
+                                   &du[b, d0, 0], &ddelta[b, d0, 0], &dz[b, d0, 0] if has_z else NULL,
+                                   &dh0[b, d0, 0] if want_dh0 else NULL, &dA[b, d0, 0], &dD[b, d0], &dbias[b, d0],
+                                   &dB[b, k, 0, 0] if want_dB else NULL, &dC[b, k, 0, 0] if want_dC else NULL, ws)
+        free(ws)
+    if failed[0]:
+        raise MemoryError("selective_scan: cannot allocate the per-thread buffers")
+
+
+def lane_partials_sum(
+    const floating[:, :, :, ::1] part,  # IN (batch, items, n, L) from selective_scan_backward_lanes
+    floating[:, :, :, ::1] out,         # OUT (batch, groups, n, L)
+):
+    """out[b, g] = the sum of part[b, k] over the items k of group g (items / groups consecutive items per
+    group), added in double in item order."""
+    cdef Py_ssize_t batch = part.shape[0], items = part.shape[1], n = part.shape[2], L = part.shape[3]
+    cdef Py_ssize_t groups = out.shape[1], per_g, w, b, g, t, i, k
+    cdef double *acc
+    cdef int failed[1]
+    failed[0] = 0
+    if (out.shape[0] != batch or out.shape[2] != n or out.shape[3] != L or groups < 1
+            or items % groups != 0):
+        raise ValueError(f"lane_partials_sum: partials {tuple(part.shape)} do not fit the output {tuple(out.shape)}")
+    per_g = items // groups
+    if batch * groups * n * L == 0:
+        return
+    with nogil, parallel(num_threads=n_threads_for(batch * items * L * n)):
+        acc = <double*> _alloc(L * sizeof(double))
+        for w in prange(batch * groups * n, schedule="static"):
+            if acc == NULL:
+                failed[0] = 1
+            else:
+                b = w // (groups * n)
+                g = (w // n) % groups
+                i = w % n
+                memset(acc, 0, L * sizeof(double))
+                for k in range(g * per_g, (g + 1) * per_g):
+                    for t in range(L):
+                        acc[t] = acc[t] + part[b, k, i, t]
+                for t in range(L):
+                    out[b, g, i, t] = <floating> acc[t]
+        free(acc)
+    if failed[0]:
+        raise MemoryError("lane_partials_sum: cannot allocate the per-thread buffers")

@@ -49,6 +49,16 @@ _CHUNK = 64
 # Work items of the backward: at least this many channel blocks per batch element (fewer only
 # when d is small); the block size depends on the shapes only, never on the thread count.
 _MIN_BLOCKS = 16
+# Use the channel-lane kernels where the shapes allow (tests switch it off to check both paths).
+_LANES = True
+
+
+def _use_lanes(spec, kd):
+    """Whether the lane kernels take this call: time-varying B and C whose groups hold a
+    multiple of the lane width (16 float32 / 8 float64 channels)."""
+    w = _K.lane_width(kd)
+    return (_LANES and spec.b_groups > 0 and spec.c_groups > 0 and spec.dim % w == 0
+            and (spec.dim // spec.b_groups) % w == 0 and (spec.dim // spec.c_groups) % w == 0)
 
 
 def _shape(t):
@@ -233,8 +243,12 @@ class SelectiveScan(Function):
                   else np.empty((0, 0, 0, 0), kd))
         out = np.empty((spec.batch, spec.dim, spec.L), kd)
         last = np.empty((spec.batch, spec.dim, spec.np), kd)
-        _K.selective_scan_forward(p.u, p.delta, p.A, p.B, p.b_geom, p.C, p.c_geom, p.D, p.z, p.bias,
-                                  softplus, p.h0, out, states, last, chunk)
+        if _use_lanes(spec, kd):
+            _K.selective_scan_forward_lanes(p.u, p.delta, p.A, p.B, p.b_geom, p.C, p.c_geom, p.D, p.z, p.bias,
+                                            softplus, p.h0, out, states, last, chunk, spec.n)
+        else:
+            _K.selective_scan_forward(p.u, p.delta, p.A, p.B, p.b_geom, p.C, p.c_geom, p.D, p.z, p.bias,
+                                      softplus, p.h0, out, states, last, chunk)
         ctx.states = states
         last = np.ascontiguousarray(last[..., :spec.n])
         return (out, last) if return_last else out
@@ -258,8 +272,6 @@ class SelectiveScan(Function):
             gl[..., :n] = glast._data
         else:
             gl = np.empty((0, 0, 0), kd)
-        blocks = _blocks(spec)
-        nb = len(blocks) - 1
         du = np.empty((batch, dim, L), kd)
         ddelta = np.empty((batch, dim, L), kd)
         dz = np.empty((batch, dim, L), kd) if z is not None else np.empty((0, 0, 0), kd)
@@ -267,40 +279,74 @@ class SelectiveScan(Function):
         dA = np.empty((batch, dim, NP), np.float64)
         dD = np.empty((batch, dim), np.float64)
         dbias = np.empty((batch, dim), np.float64)
-
-        def partial(groups, need):
-            if not need:
-                return np.empty(0, np.float64), (0, 0, 0, 0)
-            if groups == 0:                    # one (NP,) row per (batch, channel), summed over time
-                return np.empty(batch * dim * NP, np.float64), (dim * NP, 1, NP, 0)
-            return np.empty(batch * nb * L * NP, np.float64), (nb * L * NP, 0, L * NP, NP)
-
-        dBp, db_geom = partial(spec.b_groups, needs[3])
-        dCp, dc_geom = partial(spec.c_groups, needs[4])
-        _K.selective_scan_backward(p.u, p.delta, p.A, p.B, p.b_geom, p.C, p.c_geom, p.D, p.z, p.bias,
-                                   ctx.softplus, p.h0, ctx.states, g, gl, ctx.chunk, blocks,
-                                   du, ddelta, dz, dh0, dA, dD, dbias, dBp, db_geom, dCp, dc_geom)
-
-        def reduce_bc(part, groups, t):
-            if groups == 0:
-                r = part.reshape(batch, dim, NP).sum(0)[:, :n]
-            else:
-                # blocks of group j start at the first block whose first channel is >= j * dim / groups
-                first = np.searchsorted(blocks[:-1], np.arange(groups) * (dim // groups))
-                r = np.add.reduceat(part.reshape(batch, nb, L, NP), first, axis=1)[..., :n]
-                r = r.transpose(0, 1, 3, 2).reshape(t._data.shape)
-            return _grad(r, t)
-
+        if _use_lanes(spec, kd):
+            grads[3], grads[4] = _backward_lanes(ctx, p, g, gl, du, ddelta, dz, dh0, dA, dD, dbias, B, C, needs)
+        else:
+            grads[3], grads[4] = _backward_channels(ctx, p, g, gl, du, ddelta, dz, dh0, dA, dD, dbias, B, C, needs)
         grads[0] = _grad(du, u) if needs[0] else None
         grads[1] = _grad(ddelta, delta) if needs[1] else None
         grads[2] = _grad(dA.sum(0)[:, :n], A) if needs[2] else None
-        grads[3] = reduce_bc(dBp, spec.b_groups, B) if needs[3] else None
-        grads[4] = reduce_bc(dCp, spec.c_groups, C) if needs[4] else None
         grads[5] = _grad(dD.sum(0), D) if D is not None and needs[5] else None
         grads[6] = _grad(dz, z) if z is not None and needs[6] else None
         grads[7] = _grad(dbias.sum(0), delta_bias) if delta_bias is not None and needs[7] else None
         grads[8] = _grad(dh0[..., :n], h0) if h0 is not None and needs[8] else None
         return tuple(grads)
+
+
+def _backward_lanes(ctx, p, g, gl, du, ddelta, dz, dh0, dA, dD, dbias, B, C, needs):
+    """Run the lane backward kernel; return the gradients of B and C (or None)."""
+    spec, kd = ctx.spec, ctx.kd
+    items = spec.dim // _K.lane_width(kd)
+
+    def partial(need):
+        return np.empty((spec.batch, items, spec.n, spec.L) if need else (0, 0, 0, 0), kd)
+
+    dBp, dCp = partial(needs[3]), partial(needs[4])
+    _K.selective_scan_backward_lanes(p.u, p.delta, p.A, p.B, p.b_geom, p.C, p.c_geom, p.D, p.z, p.bias,
+                                     ctx.softplus, ctx.states, g, gl, ctx.chunk, spec.n,
+                                     du, ddelta, dz, dh0, dA, dD, dbias, dBp, dCp)
+
+    def reduce_bc(part, groups, t):
+        r = np.empty((spec.batch, groups, spec.n, spec.L), kd)
+        _K.lane_partials_sum(part, r)
+        return _grad(r.reshape(t._data.shape), t)
+
+    return (reduce_bc(dBp, spec.b_groups, B) if needs[3] else None,
+            reduce_bc(dCp, spec.c_groups, C) if needs[4] else None)
+
+
+def _backward_channels(ctx, p, g, gl, du, ddelta, dz, dh0, dA, dD, dbias, B, C, needs):
+    """Run the per-channel backward kernel; return the gradients of B and C (or None)."""
+    spec, kd = ctx.spec, ctx.kd
+    batch, dim, L, n, NP = spec.batch, spec.dim, spec.L, spec.n, spec.np
+    blocks = _blocks(spec)
+    nb = len(blocks) - 1
+
+    def partial(groups, need):
+        if not need:
+            return np.empty(0, np.float64), (0, 0, 0, 0)
+        if groups == 0:                    # one (NP,) row per (batch, channel), summed over time
+            return np.empty(batch * dim * NP, np.float64), (dim * NP, 1, NP, 0)
+        return np.empty(batch * nb * L * NP, np.float64), (nb * L * NP, 0, L * NP, NP)
+
+    dBp, db_geom = partial(spec.b_groups, needs[3])
+    dCp, dc_geom = partial(spec.c_groups, needs[4])
+    _K.selective_scan_backward(p.u, p.delta, p.A, p.B, p.b_geom, p.C, p.c_geom, p.D, p.z, p.bias,
+                               ctx.softplus, p.h0, ctx.states, g, gl, ctx.chunk, blocks,
+                               du, ddelta, dz, dh0, dA, dD, dbias, dBp, db_geom, dCp, dc_geom)
+
+    def reduce_bc(part, groups, t):
+        if groups == 0:
+            r = part.reshape(batch, dim, NP).sum(0)[:, :n]
+        else:
+            # blocks of group j start at the first block whose first channel is >= j * dim / groups
+            first = np.searchsorted(blocks[:-1], np.arange(groups) * (dim // groups))
+            r = np.add.reduceat(part.reshape(batch, nb, L, NP), first, axis=1)[..., :n]
+            r = r.transpose(0, 1, 3, 2).reshape(t._data.shape)
+        return _grad(r, t)
+
+    return (reduce_bc(dBp, spec.b_groups, B) if needs[3] else None,
+            reduce_bc(dCp, spec.c_groups, C) if needs[4] else None)
 
 
 def _grad(a, like):
