@@ -88,7 +88,7 @@ CG_LINLINE void CG_L(cg_lsum)(const LV *v, LT *r)
 #endif
 }
 
-#if (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)) && LW == 16
+/* one stage of the W x W transpose: rows i and i + h swap their off-diagonal h-blocks */
 #define CG_LT_STAGE(h, LO, HI)                                                                      \
     for (int i = 0; i < LW; i++)                                                                    \
         if (!(i & (h))) {                                                                           \
@@ -96,6 +96,7 @@ CG_LINLINE void CG_L(cg_lsum)(const LV *v, LT *r)
             r[i] = __builtin_shufflevector(a, b, LO);                                               \
             r[i + (h)] = __builtin_shufflevector(a, b, HI);                                         \
         }
+#if (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)) && LW == 16
 #define CG_LT16_LO8 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23
 #define CG_LT16_HI8 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31
 #define CG_LT16_LO4 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27
@@ -111,15 +112,7 @@ CG_LINLINE void CG_L(cg_ltrans)(LV *r)
     CG_LT_STAGE(2, CG_LT16_LO2, CG_LT16_HI2)
     CG_LT_STAGE(1, CG_LT16_LO1, CG_LT16_HI1)
 }
-#undef CG_LT_STAGE
 #elif (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)) && LW == 8
-#define CG_LT_STAGE(h, LO, HI)                                                                      \
-    for (int i = 0; i < LW; i++)                                                                    \
-        if (!(i & (h))) {                                                                           \
-            LV a = r[i], b = r[i + (h)];                                                            \
-            r[i] = __builtin_shufflevector(a, b, LO);                                               \
-            r[i + (h)] = __builtin_shufflevector(a, b, HI);                                         \
-        }
 #define CG_LT8_LO4 0, 1, 2, 3, 8, 9, 10, 11
 #define CG_LT8_HI4 4, 5, 6, 7, 12, 13, 14, 15
 #define CG_LT8_LO2 0, 1, 8, 9, 4, 5, 12, 13
@@ -132,7 +125,6 @@ CG_LINLINE void CG_L(cg_ltrans)(LV *r)
     CG_LT_STAGE(2, CG_LT8_LO2, CG_LT8_HI2)
     CG_LT_STAGE(1, CG_LT8_LO1, CG_LT8_HI1)
 }
-#undef CG_LT_STAGE
 #else
 CG_LINLINE void CG_L(cg_ltrans)(LV *r)
 {
@@ -144,6 +136,7 @@ CG_LINLINE void CG_L(cg_ltrans)(LV *r)
         }
 }
 #endif
+#undef CG_LT_STAGE
 
 /* dst[t][l] = src[l * ld + t] for t < nt, l < LW (rows of the item's channels -> lane vectors) */
 CG_LINLINE void CG_L(cg_lt_in)(const LT *src, ptrdiff_t ld, ptrdiff_t nt, LV *dst)

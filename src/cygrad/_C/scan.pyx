@@ -37,6 +37,14 @@ exp / log1p they use). Dot products over the state use 8 partial sums added in a
 float32 inputs keep the state in float32 (like Mamba's CUDA kernel); the reductions across
 channels, time or batch (dA, dD, d(bias), time-invariant dB / dC, and the cross-channel sums of
 dB / dC) accumulate in float64.
+
+Fast path (``*_lanes`` below, C in ``_scan_lanes.h``): when B and C vary with time and each of
+their groups holds a multiple of 16 (float32) / 8 (float64) channels, a work item is that many
+consecutive channels of one batch element, one channel per vector lane, so B_t / C_t are
+broadcast scalars and the state update needs no reduction. The item's dB / dC rows are sums over
+its lanes (a fixed transpose-and-add tree) in the input dtype; ``lane_partials_sum`` adds the
+items of a group in float64. dA, dD and d(bias) are summed per chunk in the input dtype, then
+across chunks in float64.
 """
 
 from cython cimport floating
@@ -637,6 +645,31 @@ cdef inline size_t _lws(floating dummy, Py_ssize_t chunk, Py_ssize_t NP) noexcep
         return cg_lscan_ws_bytes_d(chunk, NP)
 
 
+cdef inline void _lfwd(Py_ssize_t L, Py_ssize_t n, Py_ssize_t NP, Py_ssize_t chunk, const floating *u,
+                       const floating *delta, const floating *z, const floating *A, const floating *Bp,
+                       const floating *Cp, const floating *D, const floating *bias, bint softplus,
+                       const floating *h0, floating *out, floating *states, Py_ssize_t s_ch, floating *last,
+                       void *ws) noexcept nogil:
+    if floating is float:
+        cg_lscan_fwd_f(L, n, NP, chunk, u, delta, z, A, Bp, Cp, D, bias, softplus, h0, out, states, s_ch, last, ws)
+    else:
+        cg_lscan_fwd_d(L, n, NP, chunk, u, delta, z, A, Bp, Cp, D, bias, softplus, h0, out, states, s_ch, last, ws)
+
+
+cdef inline void _lbwd(Py_ssize_t L, Py_ssize_t n, Py_ssize_t NP, Py_ssize_t chunk, const floating *u,
+                       const floating *delta, const floating *z, const floating *A, const floating *Bp,
+                       const floating *Cp, const floating *D, const floating *bias, bint softplus,
+                       const floating *states, Py_ssize_t s_ch, const floating *gout, const floating *glast,
+                       floating *du, floating *ddelta, floating *dz, floating *dh0, double *dA, double *dD,
+                       double *dbias, floating *dB, floating *dC, void *ws) noexcept nogil:
+    if floating is float:
+        cg_lscan_bwd_f(L, n, NP, chunk, u, delta, z, A, Bp, Cp, D, bias, softplus, states, s_ch, gout, glast,
+                       du, ddelta, dz, dh0, dA, dD, dbias, dB, dC, ws)
+    else:
+        cg_lscan_bwd_d(L, n, NP, chunk, u, delta, z, A, Bp, Cp, D, bias, softplus, states, s_ch, gout, glast,
+                       du, ddelta, dz, dh0, dA, dD, dbias, dB, dC, ws)
+
+
 cdef Py_ssize_t _lane_items(Py_ssize_t dim, Py_ssize_t NP, Py_ssize_t W, tuple b_geom, tuple c_geom) except -1:
     """Validate the lane layout; return the work items per batch element."""
     for geom, name in ((b_geom, "B"), (c_geom, "C")):
@@ -698,22 +731,13 @@ def selective_scan_forward_lanes(
             else:
                 b = w // per_b
                 d0 = (w % per_b) * W
-                if floating is float:
-                    cg_lscan_fwd_f(L, n, NP, chunk, &u[b, d0, 0], &delta[b, d0, 0],
-                                   &z[b, d0, 0] if has_z else NULL, &A[d0, 0],
-                                   &B[0] + b * b_sb + (d0 // b_q) * b_sg, &C[0] + c_sb * b + (d0 // c_q) * c_sg,
-                                   &D[d0] if has_D else NULL,
-                                   &bias[d0] if has_bias else NULL, softplus,
-                                   &h0[b, d0, 0] if has_h0 else NULL, &out[b, d0, 0],
-                                   &states[b, d0, 0, 0] if save else NULL, s_ch, &last[b, d0, 0], ws)
-                else:
-                    cg_lscan_fwd_d(L, n, NP, chunk, &u[b, d0, 0], &delta[b, d0, 0],
-                                   &z[b, d0, 0] if has_z else NULL, &A[d0, 0],
-                                   &B[0] + b * b_sb + (d0 // b_q) * b_sg, &C[0] + c_sb * b + (d0 // c_q) * c_sg,
-                                   &D[d0] if has_D else NULL,
-                                   &bias[d0] if has_bias else NULL, softplus,
-                                   &h0[b, d0, 0] if has_h0 else NULL, &out[b, d0, 0],
-                                   &states[b, d0, 0, 0] if save else NULL, s_ch, &last[b, d0, 0], ws)
+                _lfwd(L, n, NP, chunk, &u[b, d0, 0], &delta[b, d0, 0],
+                      &z[b, d0, 0] if has_z else NULL, &A[d0, 0],
+                      &B[0] + b * b_sb + (d0 // b_q) * b_sg, &C[0] + c_sb * b + (d0 // c_q) * c_sg,
+                      &D[d0] if has_D else NULL,
+                      &bias[d0] if has_bias else NULL, softplus,
+                      &h0[b, d0, 0] if has_h0 else NULL, &out[b, d0, 0],
+                      &states[b, d0, 0, 0] if save else NULL, s_ch, &last[b, d0, 0], ws)
         free(ws)
     if failed[0]:
         raise MemoryError("selective_scan: cannot allocate the per-thread buffers")
@@ -784,28 +808,16 @@ def selective_scan_backward_lanes(
                 b = w // per_b
                 k = w % per_b
                 d0 = k * W
-                if floating is float:
-                    cg_lscan_bwd_f(L, n, NP, chunk, &u[b, d0, 0], &delta[b, d0, 0],
-                                   &z[b, d0, 0] if has_z else NULL, &A[d0, 0],
-                                   &B[0] + b * b_sb + (d0 // b_q) * b_sg, &C[0] + c_sb * b + (d0 // c_q) * c_sg,
-                                   &D[d0] if has_D else NULL,
-                                   &bias[d0] if has_bias else NULL, softplus,
-                                   &states[b, d0, 0, 0], s_ch, &gout[b, d0, 0],
-                                   &glast[b, d0, 0] if has_glast else NULL,
-                                   &du[b, d0, 0], &ddelta[b, d0, 0], &dz[b, d0, 0] if has_z else NULL,
-                                   &dh0[b, d0, 0] if want_dh0 else NULL, &dA[b, d0, 0], &dD[b, d0], &dbias[b, d0],
-                                   &dB[b, k, 0, 0] if want_dB else NULL, &dC[b, k, 0, 0] if want_dC else NULL, ws)
-                else:
-                    cg_lscan_bwd_d(L, n, NP, chunk, &u[b, d0, 0], &delta[b, d0, 0],
-                                   &z[b, d0, 0] if has_z else NULL, &A[d0, 0],
-                                   &B[0] + b * b_sb + (d0 // b_q) * b_sg, &C[0] + c_sb * b + (d0 // c_q) * c_sg,
-                                   &D[d0] if has_D else NULL,
-                                   &bias[d0] if has_bias else NULL, softplus,
-                                   &states[b, d0, 0, 0], s_ch, &gout[b, d0, 0],
-                                   &glast[b, d0, 0] if has_glast else NULL,
-                                   &du[b, d0, 0], &ddelta[b, d0, 0], &dz[b, d0, 0] if has_z else NULL,
-                                   &dh0[b, d0, 0] if want_dh0 else NULL, &dA[b, d0, 0], &dD[b, d0], &dbias[b, d0],
-                                   &dB[b, k, 0, 0] if want_dB else NULL, &dC[b, k, 0, 0] if want_dC else NULL, ws)
+                _lbwd(L, n, NP, chunk, &u[b, d0, 0], &delta[b, d0, 0],
+                      &z[b, d0, 0] if has_z else NULL, &A[d0, 0],
+                      &B[0] + b * b_sb + (d0 // b_q) * b_sg, &C[0] + c_sb * b + (d0 // c_q) * c_sg,
+                      &D[d0] if has_D else NULL,
+                      &bias[d0] if has_bias else NULL, softplus,
+                      &states[b, d0, 0, 0], s_ch, &gout[b, d0, 0],
+                      &glast[b, d0, 0] if has_glast else NULL,
+                      &du[b, d0, 0], &ddelta[b, d0, 0], &dz[b, d0, 0] if has_z else NULL,
+                      &dh0[b, d0, 0] if want_dh0 else NULL, &dA[b, d0, 0], &dD[b, d0], &dbias[b, d0],
+                      &dB[b, k, 0, 0] if want_dB else NULL, &dC[b, k, 0, 0] if want_dC else NULL, ws)
         free(ws)
     if failed[0]:
         raise MemoryError("selective_scan: cannot allocate the per-thread buffers")
