@@ -4,7 +4,8 @@
  * cg_scan_gout_S), with
  *     LT  the scalar type (float / double),    LS  its suffix (f / d),
  *     LW  the lanes per vector (16 / 8: one AVX-512 register), LV  the vector type of LW LTs,
- *     LEXP  the branch-free exp of _vmath.h.
+ *     LEXP  the branch-free exp of _vmath.h (with GCC the float lanes use cg_lexp below instead:
+ *           a table-driven vector exp, at most 2 ulp off, subnormal results flushed to 0).
  *
  * One work item is LW consecutive channels d0 .. d0 + LW - 1 of one batch element that share
  * their (time-varying) B and C rows. Lane l of every vector holds channel d0 + l, so the
@@ -44,49 +45,71 @@
 /* Buffers of chunk lane vectors in the workspace. */
 #define CG_LBUF 11
 
-/* r[k] = sum of the LW lanes of v[k], k < LW, in a fixed order: lanes i and i + LW/2 first, then
- * i and i + LW/4, ... (a transpose-and-add tree, log2(LW) levels). */
-CG_LINLINE void CG_L(cg_lsum)(const LV *v, LT *r)
-{
+/* Sums over the LW lanes of LW vectors v[0 .. LW), in a fixed order: lanes i and i + LW/2 first,
+ * then i and i + LW/4, ... (a transpose-and-add tree, log2(LW) levels). It runs in two parts so
+ * that the vectors need not all be live at once: cg_lsum4 takes the first two levels of four
+ * consecutive vectors v[4q .. 4q+3] into one vector x[q] (lanes j*LW/4 .. (j+1)*LW/4 - 1 hold
+ * the partial sums of v[4q+j]); cg_lsum_fin finishes the LW/4 vectors x into r[0 .. LW). */
 #if (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)) && LW == 16
-    LV w[8], x[4], y[2], o;
-    for (int k = 0; k < 8; k++)
-        w[k] = __builtin_shufflevector(v[2 * k], v[2 * k + 1], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
-             + __builtin_shufflevector(v[2 * k], v[2 * k + 1], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29,
-                                       30, 31);
-    for (int k = 0; k < 4; k++)
-        x[k] = __builtin_shufflevector(w[2 * k], w[2 * k + 1], 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
-             + __builtin_shufflevector(w[2 * k], w[2 * k + 1], 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30,
-                                       31);
-    for (int k = 0; k < 2; k++)
-        y[k] = __builtin_shufflevector(x[2 * k], x[2 * k + 1], 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29)
-             + __builtin_shufflevector(x[2 * k], x[2 * k + 1], 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30,
-                                       31);
-    o = __builtin_shufflevector(y[0], y[1], 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
-      + __builtin_shufflevector(y[0], y[1], 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+CG_LINLINE LV CG_L(cg_lsum4)(LV a, LV b, LV c, LV d)
+{
+    LV w0 = __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+          + __builtin_shufflevector(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    LV w1 = __builtin_shufflevector(c, d, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+          + __builtin_shufflevector(c, d, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    return __builtin_shufflevector(w0, w1, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
+         + __builtin_shufflevector(w0, w1, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+}
+CG_LINLINE void CG_L(cg_lsum_fin)(const LV *x, LT *r)
+{
+    LV y0 = __builtin_shufflevector(x[0], x[1], 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29)
+          + __builtin_shufflevector(x[0], x[1], 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+    LV y1 = __builtin_shufflevector(x[2], x[3], 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29)
+          + __builtin_shufflevector(x[2], x[3], 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+    LV o = __builtin_shufflevector(y0, y1, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+         + __builtin_shufflevector(y0, y1, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     memcpy(r, &o, sizeof(LV));
+}
 #elif (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)) && LW == 8
-    LV w[4], x[2], o;
-    for (int k = 0; k < 4; k++)
-        w[k] = __builtin_shufflevector(v[2 * k], v[2 * k + 1], 0, 1, 2, 3, 8, 9, 10, 11)
-             + __builtin_shufflevector(v[2 * k], v[2 * k + 1], 4, 5, 6, 7, 12, 13, 14, 15);
-    for (int k = 0; k < 2; k++)
-        x[k] = __builtin_shufflevector(w[2 * k], w[2 * k + 1], 0, 1, 4, 5, 8, 9, 12, 13)
-             + __builtin_shufflevector(w[2 * k], w[2 * k + 1], 2, 3, 6, 7, 10, 11, 14, 15);
-    o = __builtin_shufflevector(x[0], x[1], 0, 2, 4, 6, 8, 10, 12, 14)
-      + __builtin_shufflevector(x[0], x[1], 1, 3, 5, 7, 9, 11, 13, 15);
+CG_LINLINE LV CG_L(cg_lsum4)(LV a, LV b, LV c, LV d)
+{
+    LV w0 = __builtin_shufflevector(a, b, 0, 1, 2, 3, 8, 9, 10, 11) + __builtin_shufflevector(a, b, 4, 5, 6, 7, 12, 13, 14, 15);
+    LV w1 = __builtin_shufflevector(c, d, 0, 1, 2, 3, 8, 9, 10, 11) + __builtin_shufflevector(c, d, 4, 5, 6, 7, 12, 13, 14, 15);
+    return __builtin_shufflevector(w0, w1, 0, 1, 4, 5, 8, 9, 12, 13)
+         + __builtin_shufflevector(w0, w1, 2, 3, 6, 7, 10, 11, 14, 15);
+}
+CG_LINLINE void CG_L(cg_lsum_fin)(const LV *x, LT *r)
+{
+    LV o = __builtin_shufflevector(x[0], x[1], 0, 2, 4, 6, 8, 10, 12, 14)
+         + __builtin_shufflevector(x[0], x[1], 1, 3, 5, 7, 9, 11, 13, 15);
     memcpy(r, &o, sizeof(LV));
+}
 #else
-    /* the same tree, lane by lane */
-    for (int k = 0; k < LW; k++) {
+/* the same trees, lane by lane */
+CG_LINLINE LV CG_L(cg_lsum4)(LV a, LV b, LV c, LV d)
+{
+    const LV v[4] = {a, b, c, d};
+    LV x;
+    for (int j = 0; j < 4; j++) {
         LT s[LW];
-        memcpy(s, &v[k], sizeof(LV));
-        for (int h = LW / 2; h >= 1; h /= 2)
+        memcpy(s, &v[j], sizeof(LV));
+        for (int h = LW / 2; h >= LW / 4; h /= 2)
+            for (int i = 0; i < h; i++) s[i] = s[i] + s[i + h];
+        for (int i = 0; i < LW / 4; i++) x[j * (LW / 4) + i] = s[i];
+    }
+    return x;
+}
+CG_LINLINE void CG_L(cg_lsum_fin)(const LV *x, LT *r)
+{
+    for (int k = 0; k < LW; k++) {
+        LT s[LW / 4];
+        for (int i = 0; i < LW / 4; i++) s[i] = x[k / 4][(k % 4) * (LW / 4) + i];
+        for (int h = LW / 8; h >= 1; h /= 2)
             for (int i = 0; i < h; i++) s[i] = s[i] + s[i + h];
         r[k] = s[0];
     }
-#endif
 }
+#endif
 
 /* one stage of the W x W transpose: rows i and i + h swap their off-diagonal h-blocks */
 #define CG_LT_STAGE(h, LO, HI)                                                                      \
@@ -189,8 +212,7 @@ CG_LINLINE LV CG_L(cg_lvec)(const LT *p)
 /* Bytes of workspace for one item (chunk steps per chunk, NP padded state size). */
 static inline size_t CG_L(cg_lscan_ws_bytes)(ptrdiff_t chunk, ptrdiff_t NP)
 {
-    ptrdiff_t npw = (NP + LW - 1) / LW * LW;            /* vectors of the cg_lsum inputs */
-    ptrdiff_t nvec = 4 * NP + 2 * npw + CG_LBUF * chunk + 2 * chunk * NP + CG_LSUB * NP;
+    ptrdiff_t nvec = 4 * NP + CG_LBUF * chunk + 2 * chunk * NP + CG_LSUB * NP;
     return (size_t)nvec * sizeof(LV) + (size_t)NP * LW * sizeof(double) + 64;
 }
 
@@ -209,14 +231,70 @@ CG_LINLINE void CG_L(cg_lscan_load)(ptrdiff_t nt, ptrdiff_t L, const LT *u, cons
     for (ptrdiff_t t = 0; t < nt; t++) xT[t] = dtT[t] * uT[t];
 }
 
+#if defined(__GNUC__) && !defined(__clang__) && LW == 16
+#ifndef CG_V16I_DEFINED
+#define CG_V16I_DEFINED
+typedef int cg_v16i __attribute__((vector_size(64)));
+typedef unsigned int cg_v16u __attribute__((vector_size(64)));
+#endif
+#define CG_LEXP_VECTOR 1
+/* exp of 16 floats: 2^(k/16) e^r with k = round(16 x / ln 2), |r| <= ln 2 / 32; 2^(j/16) from a
+ * table (one permute), e^r by its cubic Taylor polynomial (truncation error 1e-8, below half an
+ * ulp), 2^(k div 16) applied as two exact factors. exp(x) is +inf above log(FLT_MAX) and 0 below
+ * log(2^-126) (results that would be subnormal are flushed); NaN stays NaN. */
+CG_LINLINE LV CG_L(cg_lexp)(LV x)
+{
+    const LV tbl = {1.000000000e+00f, 1.044273734e+00f, 1.090507746e+00f, 1.138788581e+00f, 1.189207077e+00f,
+                    1.241857767e+00f, 1.296839595e+00f, 1.354255557e+00f, 1.414213538e+00f, 1.476826191e+00f,
+                    1.542210817e+00f, 1.610490322e+00f, 1.681792855e+00f, 1.756252170e+00f, 1.834008098e+00f,
+                    1.915206552e+00f};
+    const LV zero = {0};
+    const LV shift = zero + 12582912.0f;                /* 1.5 * 2^23: rounds to an integer */
+    LV kf = x * 23.0831206542f + shift;
+    const cg_v16i k = (cg_v16i)kf - 0x4B400000;         /* round(16 x / ln 2) */
+    kf = kf - shift;
+    LV r = x - kf * 4.331970214844e-02f;                /* ln 2 / 16 in two parts (the first exact) */
+    r = r - kf * 1.996636559080e-06f;
+    LV p = (r * 0.16666667f + 0.5f) * r + 1.0f;
+    p = p * r + 1.0f;
+    const LV tv = __builtin_shuffle(tbl, k & 15);
+    const cg_v16i m = k >> 4, m1 = m >> 1;
+    const LV s1 = (LV)((cg_v16u)(m1 + 127) << 23), s2 = (LV)((cg_v16u)(m - m1 + 127) << 23);
+    LV res = ((p * tv) * s1) * s2;
+    const cg_v16i big = x > 88.7228390f, small = x < -87.3365448f;
+    const cg_v16i inf = (cg_v16i)(zero + __builtin_inff());
+    return (LV)((((cg_v16i)res & ~big) | (inf & big)) & ~small);
+}
+#endif
+
+/* for the tests: x[k] = exp(x[k]) by the exp the decays use (m a multiple of LW) */
+CG_CLONES static void CG_L(cg_lexp_array)(LT *x, ptrdiff_t m)
+{
+#ifdef CG_LEXP_VECTOR
+    for (ptrdiff_t k = 0; k + LW <= m; k += LW) {
+        LV v;
+        memcpy(&v, x + k, sizeof(LV));
+        v = CG_L(cg_lexp)(v);
+        memcpy(x + k, &v, sizeof(LV));
+    }
+#else
+    CG_IVDEP for (ptrdiff_t k = 0; k < m; k++) x[k] = LEXP(x[k]);
+#endif
+}
+
 /* E[t * n + i] = exp(dt_t A_i) for t < nt (lane vectors). */
 CG_LINLINE void CG_L(cg_lscan_decay)(ptrdiff_t nt, ptrdiff_t n, const LV *dtT, const LV *AT, LV *E)
 {
+#ifdef CG_LEXP_VECTOR
+    for (ptrdiff_t t = 0; t < nt; t++)
+        for (ptrdiff_t i = 0; i < n; i++) E[t * n + i] = CG_L(cg_lexp)(dtT[t] * AT[i]);
+#else
     for (ptrdiff_t t = 0; t < nt; t++)
         for (ptrdiff_t i = 0; i < n; i++) E[t * n + i] = dtT[t] * AT[i];
     LT *e = (LT *)E;
     const ptrdiff_t m = nt * n * LW;
     CG_IVDEP for (ptrdiff_t k = 0; k < m; k++) e[k] = LEXP(e[k]);
+#endif
 }
 
 /* Recurrence over nt steps from state h (n vectors). With H, h_t goes to H[t * n + i] and h is
@@ -228,14 +306,81 @@ CG_LINLINE void CG_L(cg_lscan_steps)(ptrdiff_t nt, ptrdiff_t n, ptrdiff_t NP, LV
         const LT *b = Bp + t * NP, *c = Cp + t * NP;
         const LV *hp = (H && t) ? H + (t - 1) * n : h;
         LV *hc = H ? H + t * n : h;
+        const LV *e = E + t * n;
         const LV xv = xT[t];
-        LV yv = {0};
-        for (ptrdiff_t i = 0; i < n; i++) {
-            LV hv = E[t * n + i] * hp[i] + xv * b[i];
-            hc[i] = hv;
-            yv += hv * c[i];
+        LV y0 = {0}, y1 = {0}, y2 = {0}, y3 = {0};          /* four chains: y's FMAs overlap */
+        ptrdiff_t i = 0;
+        for (; i + 4 <= n; i += 4) {
+            LV v0 = e[i] * hp[i] + xv * b[i], v1 = e[i + 1] * hp[i + 1] + xv * b[i + 1];
+            LV v2 = e[i + 2] * hp[i + 2] + xv * b[i + 2], v3 = e[i + 3] * hp[i + 3] + xv * b[i + 3];
+            hc[i] = v0;
+            hc[i + 1] = v1;
+            hc[i + 2] = v2;
+            hc[i + 3] = v3;
+            y0 += v0 * c[i];
+            y1 += v1 * c[i + 1];
+            y2 += v2 * c[i + 2];
+            y3 += v3 * c[i + 3];
         }
-        yT[t] = yv;
+        for (; i < n; i++) {
+            LV v = e[i] * hp[i] + xv * b[i];
+            hc[i] = v;
+            y0 += v * c[i];
+        }
+        yT[t] = (y0 + y1) + (y2 + y3);
+    }
+}
+
+/* The reverse recurrence through one chunk (E, H, hs from the recompute; dh: the gradient of the
+ * state leaving the chunk, updated to the one entering it). Writes ddtT (through softplus), adds
+ * the state's u term to duT, sums dA's chunk part into dAc and writes the item's dB / dC rows. */
+CG_LINLINE void CG_L(cg_lscan_reverse)(ptrdiff_t nt, ptrdiff_t n, ptrdiff_t NP, ptrdiff_t L, ptrdiff_t c0,
+    const LT *b0, const LT *cc0, const LV *E, const LV *H, const LV *hs, const LV *gyT, const LV *dtT,
+    const LV *xT, const LV *uT, const LV *sigT, const LV *AT, LV *dh, LV *dAc, LT *dB, LT *dC, LV *ddtT, LV *duT)
+{
+    const LV vzero = {0};
+    LT part[LW];
+    for (ptrdiff_t i = 0; i < n; i++) dAc[i] = vzero;
+    for (ptrdiff_t t = nt - 1; t >= 0; t--) {
+        const LT *b = b0 + t * NP, *c = cc0 + t * NP;
+        const LV *e = E + t * n, *hc = H + t * n, *hp = t ? H + (t - 1) * n : hs;
+        const LV gv = gyT[t], dtv = dtT[t], xv = xT[t];
+        LV s1[4] = {vzero, vzero, vzero, vzero}, s2[4] = {vzero, vzero, vzero, vzero};
+        for (ptrdiff_t g = 0; g < n; g += LW) {             /* LW state indices: one dB / dC tree */
+            LV xc[LW / 4], xb[LW / 4];
+            for (int q = 0; q < LW / 4; q++) {
+                LV pc[4], pb[4];
+                for (int j = 0; j < 4; j++) {
+                    const ptrdiff_t i = g + 4 * q + j;
+                    if (i < n) {
+                        LV dv = dh[i] + gv * c[i];          /* gradient of h_t */
+                        pc[j] = gv * hc[i];
+                        pb[j] = dv * xv;
+                        LV qv = dv * hp[i] * e[i];          /* gradient of dt_t A_i */
+                        dAc[i] += qv * dtv;
+                        s1[j] += qv * AT[i];
+                        s2[j] += dv * b[i];
+                        dh[i] = dv * e[i];                  /* gradient of h_{t-1} */
+                    } else {
+                        pc[j] = pb[j] = vzero;
+                    }
+                }
+                xc[q] = CG_L(cg_lsum4)(pc[0], pc[1], pc[2], pc[3]);
+                xb[q] = CG_L(cg_lsum4)(pb[0], pb[1], pb[2], pb[3]);
+            }
+            const ptrdiff_t m = n - g < LW ? n - g : LW;
+            if (dC) {
+                CG_L(cg_lsum_fin)(xc, part);
+                for (ptrdiff_t k = 0; k < m; k++) dC[(g + k) * L + c0 + t] = part[k];
+            }
+            if (dB) {
+                CG_L(cg_lsum_fin)(xb, part);
+                for (ptrdiff_t k = 0; k < m; k++) dB[(g + k) * L + c0 + t] = part[k];
+            }
+        }
+        const LV s1v = (s1[0] + s1[1]) + (s1[2] + s1[3]), s2v = (s2[0] + s2[1]) + (s2[2] + s2[3]);
+        ddtT[t] = (s1v + s2v * uT[t]) * sigT[t];            /* through softplus */
+        duT[t] += s2v * dtv;
     }
 }
 
@@ -260,8 +405,14 @@ CG_CLONES static void CG_L(cg_lscan_fwd)(ptrdiff_t L, ptrdiff_t n, ptrdiff_t NP,
         CG_L(cg_lscan_load)(nt, L, u + c0, delta + c0, bias, softplus, dtT, sigT, uT, xT, zT);
         for (ptrdiff_t t0 = 0; t0 < nt; t0 += CG_LSUB) {
             const ptrdiff_t ns = nt - t0 < CG_LSUB ? nt - t0 : CG_LSUB;
-            CG_L(cg_lscan_decay)(ns, n, dtT + t0, AT, E);
-            CG_L(cg_lscan_steps)(ns, n, NP, h, E, xT + t0, Bp + (c0 + t0) * NP, Cp + (c0 + t0) * NP, yT + t0, NULL);
+            const LT *bt = Bp + (c0 + t0) * NP, *ct = Cp + (c0 + t0) * NP;
+            if (n == 16) {
+                CG_L(cg_lscan_decay)(ns, 16, dtT + t0, AT, E);
+                CG_L(cg_lscan_steps)(ns, 16, NP, h, E, xT + t0, bt, ct, yT + t0, NULL);
+            } else {
+                CG_L(cg_lscan_decay)(ns, n, dtT + t0, AT, E);
+                CG_L(cg_lscan_steps)(ns, n, NP, h, E, xT + t0, bt, ct, yT + t0, NULL);
+            }
         }
         /* out = (y + D u) * silu(z) */
         if (D)
@@ -279,17 +430,14 @@ CG_CLONES static void CG_L(cg_lscan_bwd)(ptrdiff_t L, ptrdiff_t n, ptrdiff_t NP,
     int softplus, const LT *states, ptrdiff_t s_ch, const LT *gout, const LT *glast, LT *du, LT *ddelta, LT *dz,
     LT *dh0, double *dA, double *dD, double *dbias, LT *dB, LT *dC, void *ws)
 {
-    const ptrdiff_t npw = (NP + LW - 1) / LW * LW;
-    LV *AT = (LV *)ws, *dh = AT + NP, *hs = dh + NP, *dAc = hs + NP, *pb = dAc + NP, *pc = pb + npw;
-    LV *dtT = pc + npw, *sigT = dtT + chunk, *uT = sigT + chunk, *xT = uT + chunk, *yT = xT + chunk;
+    LV *AT = (LV *)ws, *dh = AT + NP, *hs = dh + NP, *dAc = hs + NP;
+    LV *dtT = dAc + NP, *sigT = dtT + chunk, *uT = sigT + chunk, *xT = uT + chunk, *yT = xT + chunk;
     LV *gT = yT + chunk, *zT = gT + chunk, *gyT = zT + chunk, *dzT = gyT + chunk, *ddtT = dzT + chunk;
     LV *duT = ddtT + chunk, *E = duT + chunk, *H = E + chunk * NP;
     double *dAacc = (double *)(H + chunk * NP + CG_LSUB * NP);
     const LV vzero = {0}, Dv = CG_L(cg_lvec)(D);
     double sD[LW], sb[LW];
-    LT part[LW];
     const ptrdiff_t n_chunks = (L + chunk - 1) / chunk;
-    for (ptrdiff_t i = 0; i < npw; i++) pb[i] = pc[i] = vzero;
     for (ptrdiff_t i = 0; i < n; i++)
         for (int l = 0; l < LW; l++) {
             AT[i][l] = A[l * NP + i];
@@ -304,8 +452,13 @@ CG_CLONES static void CG_L(cg_lscan_bwd)(ptrdiff_t L, ptrdiff_t n, ptrdiff_t NP,
         for (ptrdiff_t i = 0; i < n; i++)
             for (int l = 0; l < LW; l++) hs[i][l] = states[l * s_ch + ci * NP + i];
         CG_L(cg_lscan_load)(nt, L, u + c0, delta + c0, bias, softplus, dtT, sigT, uT, xT, zT);
-        CG_L(cg_lscan_decay)(nt, n, dtT, AT, E);
-        CG_L(cg_lscan_steps)(nt, n, NP, hs, E, xT, b0, cc0, yT, H);
+        if (n == 16) {
+            CG_L(cg_lscan_decay)(nt, 16, dtT, AT, E);
+            CG_L(cg_lscan_steps)(nt, 16, NP, hs, E, xT, b0, cc0, yT, H);
+        } else {
+            CG_L(cg_lscan_decay)(nt, n, dtT, AT, E);
+            CG_L(cg_lscan_steps)(nt, n, NP, hs, E, xT, b0, cc0, yT, H);
+        }
         /* output side: gradients of y (gyT), z, D and the direct u term (duT) */
         if (D)
             for (ptrdiff_t t = 0; t < nt; t++) yT[t] += Dv * uT[t];
@@ -320,37 +473,13 @@ CG_CLONES static void CG_L(cg_lscan_bwd)(ptrdiff_t L, ptrdiff_t n, ptrdiff_t NP,
             duT[t] = gyT[t] * Dv;
         }
         for (int l = 0; l < LW; l++) sD[l] += (double)acc[l];
-        /* reverse recurrence */
-        for (ptrdiff_t i = 0; i < n; i++) dAc[i] = vzero;
-        for (ptrdiff_t t = nt - 1; t >= 0; t--) {
-            const LT *b = b0 + t * NP, *c = cc0 + t * NP;
-            const LV *e = E + t * n, *hc = H + t * n, *hp = t ? H + (t - 1) * n : hs;
-            const LV gv = gyT[t], dtv = dtT[t], xv = xT[t];
-            LV s1 = vzero, s2 = vzero;
-            for (ptrdiff_t i = 0; i < n; i++) {
-                LV dv = dh[i] + gv * c[i];                  /* gradient of h_t */
-                pc[i] = gv * hc[i];
-                pb[i] = dv * xv;
-                LV q = dv * hp[i] * e[i];                   /* gradient of dt_t A_i */
-                dAc[i] += q * dtv;
-                s1 += q * AT[i];
-                s2 += dv * b[i];
-                dh[i] = dv * e[i];                          /* gradient of h_{t-1} */
-            }
-            for (ptrdiff_t g = 0; g < n; g += LW) {
-                const ptrdiff_t m = n - g < LW ? n - g : LW;
-                if (dC) {
-                    CG_L(cg_lsum)(pc + g, part);
-                    for (ptrdiff_t k = 0; k < m; k++) dC[(g + k) * L + c0 + t] = part[k];
-                }
-                if (dB) {
-                    CG_L(cg_lsum)(pb + g, part);
-                    for (ptrdiff_t k = 0; k < m; k++) dB[(g + k) * L + c0 + t] = part[k];
-                }
-            }
-            ddtT[t] = (s1 + s2 * uT[t]) * sigT[t];          /* through softplus */
-            duT[t] += s2 * dtv;
-        }
+        /* reverse recurrence (n = 16, Mamba's default state size, gets constant loop bounds) */
+        if (n == 16)
+            CG_L(cg_lscan_reverse)(nt, 16, NP, L, c0, b0, cc0, E, H, hs, gyT, dtT, xT, uT, sigT, AT, dh, dAc,
+                                   dB, dC, ddtT, duT);
+        else
+            CG_L(cg_lscan_reverse)(nt, n, NP, L, c0, b0, cc0, E, H, hs, gyT, dtT, xT, uT, sigT, AT, dh, dAc,
+                                   dB, dC, ddtT, duT);
         for (ptrdiff_t i = 0; i < n; i++)
             for (int l = 0; l < LW; l++) dAacc[i * LW + l] += (double)dAc[i][l];
         acc = vzero;
@@ -369,6 +498,7 @@ CG_CLONES static void CG_L(cg_lscan_bwd)(ptrdiff_t L, ptrdiff_t n, ptrdiff_t NP,
     }
 }
 
+#undef CG_LEXP_VECTOR
 #undef CG_L
 #undef CG_L_CAT
 #undef CG_L_CAT2

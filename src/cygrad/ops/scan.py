@@ -32,6 +32,7 @@ Three ways to evaluate it (all give the same values and gradients up to rounding
 """
 
 import math
+import threading
 
 import numpy as np
 
@@ -293,15 +294,37 @@ class SelectiveScan(Function):
         return tuple(grads)
 
 
+_scratch_local = threading.local()
+
+
+def _scratch(key, shape, dtype):
+    """A scratch array of ``shape`` kept per thread between calls (contents undefined).
+
+    The lane backward's dB / dC partials are a few MB per call; fresh arrays of that size come
+    from new pages of the OS each time, and faulting them in cost about as much as the kernel's
+    reverse scan. The arrays never leave this module.
+    """
+    cache = getattr(_scratch_local, "arrays", None)
+    if cache is None:
+        cache = _scratch_local.arrays = {}
+    size = int(np.prod(shape))
+    buf = cache.get((key, np.dtype(dtype)))
+    if buf is None or buf.size < size:
+        buf = cache[(key, np.dtype(dtype))] = np.empty(size, dtype)
+    return buf[:size].reshape(shape)
+
+
 def _backward_lanes(ctx, p, g, gl, du, ddelta, dz, dh0, dA, dD, dbias, B, C, needs):
     """Run the lane backward kernel; return the gradients of B and C (or None)."""
     spec, kd = ctx.spec, ctx.kd
     items = spec.dim // _K.lane_width(kd)
 
-    def partial(need):
-        return np.empty((spec.batch, items, spec.n, spec.L) if need else (0, 0, 0, 0), kd)
+    def partial(key, need):
+        if not need:
+            return np.empty((0, 0, 0, 0), kd)
+        return _scratch(key, (spec.batch, items, spec.n, spec.L), kd)
 
-    dBp, dCp = partial(needs[3]), partial(needs[4])
+    dBp, dCp = partial("dB", needs[3]), partial("dC", needs[4])
     _K.selective_scan_backward_lanes(p.u, p.delta, p.A, p.B, p.b_geom, p.C, p.c_geom, p.D, p.z, p.bias,
                                      ctx.softplus, ctx.states, g, gl, ctx.chunk, spec.n,
                                      du, ddelta, dz, dh0, dA, dD, dbias, dBp, dCp)
