@@ -391,6 +391,13 @@ def test_lane_kernels_reject_bad_layouts():
     with pytest.raises(ValueError, match="time-varying B"):
         K.selective_scan_forward_lanes(u, u, A, B, (0, 1, 8, 0), B, geom, e1, e3, e1, False, e3, u.copy(), e4,
                                        np.zeros((1, 24, 8), f), 4, 3)
+    u32, A32 = np.zeros((1, 32, 4), f), np.zeros((32, 8), f)
+    with pytest.raises(ValueError, match="states must hold 1 chunks, got 2"):
+        K.selective_scan_forward_lanes(u32, u32, A32, B, geom, B, geom, e1, e3, e1, False, e3, u32.copy(),
+                                       np.zeros((1, 32, 2, 8), f), np.zeros((1, 32, 8), f), 4, 3)
+    with pytest.raises(ValueError, match="state size n = 9"):
+        K.selective_scan_forward_lanes(u32, u32, A32, B, geom, B, geom, e1, e3, e1, False, e3, u32.copy(), e4,
+                                       np.zeros((1, 32, 8), f), 4, 9)
     with pytest.raises(ValueError, match="do not fit"):
         K.lane_partials_sum(np.zeros((1, 3, 2, 4), f), np.zeros((1, 2, 2, 4), f))
 

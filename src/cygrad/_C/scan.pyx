@@ -673,14 +673,23 @@ cdef inline void _lbwd(Py_ssize_t L, Py_ssize_t n, Py_ssize_t NP, Py_ssize_t chu
                        du, ddelta, dz, dh0, dA, dD, dbias, dB, dC, ws)
 
 
-cdef Py_ssize_t _lane_items(Py_ssize_t dim, Py_ssize_t NP, Py_ssize_t W, tuple b_geom, tuple c_geom) except -1:
-    """Validate the lane layout; return the work items per batch element."""
+cdef Py_ssize_t _lane_items(Py_ssize_t dim, Py_ssize_t L, Py_ssize_t NP, Py_ssize_t W, tuple b_geom,
+                            tuple c_geom, Py_ssize_t chunk, Py_ssize_t n, Py_ssize_t state_chunks) except -1:
+    """Validate the arguments of a lane kernel; return the work items per batch element.
+
+    ``state_chunks``: the chunks the states array holds, or -1 when there is no states array."""
+    if chunk < 1 or chunk > 4096:
+        raise ValueError(f"chunk must be in [1, 4096], got {chunk}")
+    if n < 1 or n > NP:
+        raise ValueError(f"state size n = {n} must be in [1, NP = {NP}]")
     for geom, name in ((b_geom, "B"), (c_geom, "C")):
         if geom[3] != NP or geom[1] % W != 0 or geom[0] == 0:
             raise ValueError(f"lane kernels need time-varying {name} rows of {NP} with groups of a multiple of "
                              f"{W} channels, got geometry {geom}")
     if dim % W != 0:
         raise ValueError(f"lane kernels need dim % {W} == 0, got dim = {dim}")
+    if state_chunks >= 0 and state_chunks != (L + chunk - 1) // chunk:
+        raise ValueError(f"states must hold {(L + chunk - 1) // chunk} chunks, got {state_chunks}")
     return dim // W
 
 
@@ -710,22 +719,15 @@ def selective_scan_forward_lanes(
     cdef Py_ssize_t c_sb = c_geom[0], c_q = c_geom[1], c_sg = c_geom[2]
     cdef bint has_D = D.shape[0] > 0, has_z = z.shape[0] > 0, has_bias = bias.shape[0] > 0
     cdef bint has_h0 = h0.shape[0] > 0, save = states.shape[0] > 0
-    cdef Py_ssize_t per_b, n_items, w, b, d0, n_chunks, s_ch
+    cdef Py_ssize_t per_b, n_items, w, b, d0, s_ch
     cdef void *ws
     cdef int failed[1]
     failed[0] = 0
     if batch * dim == 0 or L == 0:
         return
-    if chunk < 1 or chunk > 4096:
-        raise ValueError(f"chunk must be in [1, 4096], got {chunk}")
-    if n < 1 or n > NP:
-        raise ValueError(f"state size n = {n} must be in [1, NP = {NP}]")
-    per_b = _lane_items(dim, NP, W, b_geom, c_geom)
+    per_b = _lane_items(dim, L, NP, W, b_geom, c_geom, chunk, n, states.shape[2] if save else -1)
     n_items = batch * per_b
-    n_chunks = (L + chunk - 1) // chunk
-    if save and states.shape[2] != n_chunks:
-        raise ValueError(f"states must hold {n_chunks} chunks, got {states.shape[2]}")
-    s_ch = n_chunks * NP
+    s_ch = (L + chunk - 1) // chunk * NP
     with nogil, parallel(num_threads=n_threads_for(n_items * W * L * (NP + 4))):
         ws = cg_lscan_alloc(_lws(<floating> 0, chunk, NP))
         for w in prange(n_items, schedule="static"):
@@ -782,26 +784,19 @@ def selective_scan_backward_lanes(
     cdef bint has_D = D.shape[0] > 0, has_z = z.shape[0] > 0, has_bias = bias.shape[0] > 0
     cdef bint has_glast = glast.shape[0] > 0, want_dh0 = dh0.shape[0] > 0
     cdef bint want_dB = dB.shape[0] > 0, want_dC = dC.shape[0] > 0
-    cdef Py_ssize_t per_b, n_items, w, b, k, d0, n_chunks, s_ch
+    cdef Py_ssize_t per_b, n_items, w, b, k, d0, s_ch
     cdef void *ws
     cdef int failed[1]
     failed[0] = 0
     if batch * dim == 0 or L == 0:
         return
-    if chunk < 1 or chunk > 4096:
-        raise ValueError(f"chunk must be in [1, 4096], got {chunk}")
-    if n < 1 or n > NP:
-        raise ValueError(f"state size n = {n} must be in [1, NP = {NP}]")
-    per_b = _lane_items(dim, NP, W, b_geom, c_geom)
+    per_b = _lane_items(dim, L, NP, W, b_geom, c_geom, chunk, n, states.shape[2])
     n_items = batch * per_b
-    n_chunks = (L + chunk - 1) // chunk
-    if states.shape[2] != n_chunks:
-        raise ValueError(f"states must hold {n_chunks} chunks, got {states.shape[2]}")
     for part, name in ((dB, "dB"), (dC, "dC")):
         if part.shape[0] > 0 and (part.shape[0] != batch or part.shape[1] != per_b or part.shape[2] != n
                                   or part.shape[3] != L):
             raise ValueError(f"{name} partials must have shape {(batch, per_b, n, L)}, got {tuple(part.shape)}")
-    s_ch = n_chunks * NP
+    s_ch = (L + chunk - 1) // chunk * NP
     with nogil, parallel(num_threads=n_threads_for(n_items * W * L * (2 * NP + 8))):
         ws = cg_lscan_alloc(_lws(<floating> 0, chunk, NP))
         for w in prange(n_items, schedule="static"):
