@@ -32,3 +32,28 @@ def selective_scan_backward(u: _Array, delta: _Array, A: _Array, B: _Array, b_ge
     the row of (b, d, t) at ``b * per_b + (d if by_channel else block) * per_item + t * st`` for
     the geometry ``(per_b, by_channel, per_item, st)``; the caller sums them over batch / blocks.
     Work items are (batch, channel block), block k = [block_start[k], block_start[k + 1])."""
+
+def lane_width(dtype: np.dtype) -> int:
+    """Channels per work item of the lane kernels: 16 for float32, 8 for float64."""
+
+def selective_scan_forward_lanes(u: _Array, delta: _Array, A: _Array, B: _Array,
+                                 b_geom: tuple[int, int, int, int], C: _Array, c_geom: tuple[int, int, int, int],
+                                 D: _Array, z: _Array, bias: _Array, softplus: bool, h0: _Array, out: _Array,
+                                 states: _Array, last: _Array, chunk: int, n: int) -> None:
+    """selective_scan_forward on channel lanes (time-varying B and C with groups of a multiple of
+    lane_width channels; n is the real state size). Raises ValueError for any other layout."""
+
+def selective_scan_backward_lanes(u: _Array, delta: _Array, A: _Array, B: _Array,
+                                  b_geom: tuple[int, int, int, int], C: _Array, c_geom: tuple[int, int, int, int],
+                                  D: _Array, z: _Array, bias: _Array, softplus: bool, states: _Array,
+                                  gout: _Array, glast: _Array, chunk: int, n: int, du: _Array, ddelta: _Array,
+                                  dz: _Array, dh0: _Array, dA: _F64, dD: _F64, dbias: _F64, dB: _Array,
+                                  dC: _Array) -> None:
+    """selective_scan_backward on channel lanes; dB / dC are per-item partials (batch, dim /
+    lane_width, n, L) in the input dtype, summed by lane_partials_sum."""
+
+def lane_partials_sum(part: _Array, out: _Array) -> None:
+    """out (batch, groups, n, L) := the sum over each group's items of part (batch, items, n, L), in float64."""
+
+def lane_exp(x: npt.NDArray[np.float32]) -> None:
+    """x := exp(x) in place with the float32 lane kernels' exp (len(x) a multiple of 16; for the tests)."""
