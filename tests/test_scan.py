@@ -319,6 +319,29 @@ def test_lanes_vs_numpy_and_channels(monkeypatch, layout, n, opt, dtype):
             np.testing.assert_allclose(a / scale, b / scale, **tol)
 
 
+def test_lanes_strong_decays(monkeypatch):
+    """float32 lane kernels where some |dt A| exceed the fast exp's range (86): those blocks take the
+    general exp (decays flushed to 0 below 2^-126); values and gradients as the per-channel kernels
+    and the NumPy loop."""
+    monkeypatch.setattr(S, "_CHUNK", 8)
+    args, sp = _select(make_inputs(b=2, d=32, L=21, n=16, dtype=np.float32), "all")
+    args[2][3, 5] = -300.0        # item 0: |dt A| up to about 600 -> general exp for the whole item
+    args[2][20, 0] = -60.0        # item 1: some blocks fast, some general (dt around 0.3 .. 2)
+    args[1][1, 20, 4] = 3.0
+    assert _lane_spec(args, np.float32)
+    r = rng(5)
+    g_out, g_last = r.standard_normal((2, 32, 21)).astype(np.float32), r.standard_normal((2, 32, 16)).astype(np.float32)
+    out, last, grads = _grads(args, sp, g_out, g_last)
+    ref_out, ref_h = np_scan(*args, softplus=sp)
+    np.testing.assert_allclose(out, ref_out, rtol=2e-5, atol=2e-5)
+    np.testing.assert_allclose(last, ref_h, rtol=2e-5, atol=2e-5)
+    monkeypatch.setattr(S, "_LANES", False)
+    out2, last2, grads2 = _grads(args, sp, g_out, g_last)
+    for a, b in zip([out, last] + grads, [out2, last2] + grads2):
+        scale = max(1.0, np.abs(b).max())
+        np.testing.assert_allclose(a / scale, b / scale, rtol=2e-4, atol=2e-4)
+
+
 @pytest.mark.parametrize("layout", ["var-var", "grp-var"])
 def test_lanes_gradcheck(monkeypatch, layout):
     monkeypatch.setattr(S, "_CHUNK", 4)

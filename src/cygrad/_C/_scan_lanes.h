@@ -161,6 +161,27 @@ CG_LINLINE void CG_L(cg_ltrans)(LV *r)
 #endif
 #undef CG_LT_STAGE
 
+/* Prefetch src[l * ld + t] for t < nt, l < LW (the item's rows of the next chunk; rw 1: to be
+ * written). An item reads and writes LW rows of each array at a stride of L: too many streams
+ * for the hardware prefetcher, which left the transposes waiting on memory. */
+CG_LINLINE void CG_L(cg_lprefetch)(const LT *src, ptrdiff_t ld, ptrdiff_t nt, int rw)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    if (!src || nt <= 0) return;
+    for (int l = 0; l < LW; l++) {
+        const LT *row = src + l * ld;
+        for (ptrdiff_t t = 0; t < nt; t += 64 / (ptrdiff_t)sizeof(LT)) {
+            if (rw) __builtin_prefetch(row + t, 1, 2);
+            else __builtin_prefetch(row + t, 0, 2);
+        }
+        if (rw) __builtin_prefetch(row + nt - 1, 1, 2);
+        else __builtin_prefetch(row + nt - 1, 0, 2);
+    }
+#else
+    (void)src; (void)ld; (void)nt; (void)rw;
+#endif
+}
+
 /* dst[t][l] = src[l * ld + t] for t < nt, l < LW (rows of the item's channels -> lane vectors) */
 CG_LINLINE void CG_L(cg_lt_in)(const LT *src, ptrdiff_t ld, ptrdiff_t nt, LV *dst)
 {
@@ -216,7 +237,7 @@ static inline size_t CG_L(cg_lscan_ws_bytes)(ptrdiff_t chunk, ptrdiff_t NP)
     return (size_t)nvec * sizeof(LV) + (size_t)NP * LW * sizeof(double) + 64;
 }
 
-/* The chunk's dt (dtT), its softplus derivative (sigT), u (uT) and x = dt u (xT) as lane
+/* The chunk's dt (dtT), its softplus derivative (sigT, unless NULL), u (uT) and x = dt u (xT) as lane
  * vectors; rawT is scratch. */
 CG_LINLINE void CG_L(cg_lscan_load)(ptrdiff_t nt, ptrdiff_t L, const LT *u, const LT *delta, const LT *bias,
                                        int softplus, LV *dtT, LV *sigT, LV *uT, LV *xT, LV *rawT)
@@ -226,7 +247,7 @@ CG_LINLINE void CG_L(cg_lscan_load)(ptrdiff_t nt, ptrdiff_t L, const LT *u, cons
         const LV bv = CG_L(cg_lvec)(bias);
         for (ptrdiff_t t = 0; t < nt; t++) rawT[t] += bv;
     }
-    CG_L(cg_scan_dt)(nt * LW, (const LT *)rawT, (LT)0, softplus, (LT *)dtT, (LT *)sigT);
+    CG_L(cg_scan_dt)(nt * LW, (const LT *)rawT, (LT)0, softplus, (LT *)dtT, sigT ? (LT *)sigT : NULL);
     CG_L(cg_lt_in)(u, L, nt, uT);
     for (ptrdiff_t t = 0; t < nt; t++) xT[t] = dtT[t] * uT[t];
 }
@@ -238,32 +259,62 @@ typedef int cg_v16i __attribute__((vector_size(64)));
 typedef unsigned int cg_v16u __attribute__((vector_size(64)));
 #endif
 #define CG_LEXP_VECTOR 1
+/* Inputs with |x| <= this take cg_lexp_fast (the scale 2^m then stays a normal number). */
+#define CG_LEXP_FAST_MAX 86.0f
+static const LV CG_L(cg_lexp_tbl) = {
+    1.000000000e+00f, 1.044273734e+00f, 1.090507746e+00f, 1.138788581e+00f, 1.189207077e+00f,
+    1.241857767e+00f, 1.296839595e+00f, 1.354255557e+00f, 1.414213538e+00f, 1.476826191e+00f,
+    1.542210817e+00f, 1.610490322e+00f, 1.681792855e+00f, 1.756252170e+00f, 1.834008098e+00f,
+    1.915206552e+00f};                                  /* 2^(j/16) */
+
 /* exp of 16 floats: 2^(k/16) e^r with k = round(16 x / ln 2), |r| <= ln 2 / 32; 2^(j/16) from a
  * table (one permute), e^r by its cubic Taylor polynomial (truncation error 1e-8, below half an
- * ulp), 2^(k div 16) applied as two exact factors. exp(x) is +inf above log(FLT_MAX) and 0 below
+ * ulp). The reduction gives p = e^r 2^(j/16) and the bits of k (kb, low bits = k); the two exps
+ * below differ only in how they apply 2^(k div 16). */
+#define CG_LEXP_REDUCE(x, p, kb)                                                                 \
+    LV kf_ = (x) * 23.0831206542f + 12582912.0f;        /* 1.5 * 2^23: rounds to an integer */  \
+    const cg_v16i kb = (cg_v16i)kf_;                    /* 0x4B400000 + k */                    \
+    kf_ = kf_ - 12582912.0f;                                                                     \
+    LV r_ = (x) - kf_ * 4.331970214844e-02f;            /* ln 2 / 16 in two parts (the first exact) */ \
+    r_ = r_ - kf_ * 1.996636559080e-06f;                                                         \
+    LV p = (r_ * 0.16666667f + 0.5f) * r_ + 1.0f;                                                \
+    p = (p * r_ + 1.0f) * __builtin_shuffle(CG_L(cg_lexp_tbl), kb & 15)
+
+/* The general exp: 2^(k div 16) as two exact factors. +inf above log(FLT_MAX), 0 below
  * log(2^-126) (results that would be subnormal are flushed); NaN stays NaN. */
 CG_LINLINE LV CG_L(cg_lexp)(LV x)
 {
-    const LV tbl = {1.000000000e+00f, 1.044273734e+00f, 1.090507746e+00f, 1.138788581e+00f, 1.189207077e+00f,
-                    1.241857767e+00f, 1.296839595e+00f, 1.354255557e+00f, 1.414213538e+00f, 1.476826191e+00f,
-                    1.542210817e+00f, 1.610490322e+00f, 1.681792855e+00f, 1.756252170e+00f, 1.834008098e+00f,
-                    1.915206552e+00f};
+    CG_LEXP_REDUCE(x, p, kb);
     const LV zero = {0};
-    const LV shift = zero + 12582912.0f;                /* 1.5 * 2^23: rounds to an integer */
-    LV kf = x * 23.0831206542f + shift;
-    const cg_v16i k = (cg_v16i)kf - 0x4B400000;         /* round(16 x / ln 2) */
-    kf = kf - shift;
-    LV r = x - kf * 4.331970214844e-02f;                /* ln 2 / 16 in two parts (the first exact) */
-    r = r - kf * 1.996636559080e-06f;
-    LV p = (r * 0.16666667f + 0.5f) * r + 1.0f;
-    p = p * r + 1.0f;
-    const LV tv = __builtin_shuffle(tbl, k & 15);
-    const cg_v16i m = k >> 4, m1 = m >> 1;
+    const cg_v16i m = (kb - 0x4B400000) >> 4, m1 = m >> 1;
     const LV s1 = (LV)((cg_v16u)(m1 + 127) << 23), s2 = (LV)((cg_v16u)(m - m1 + 127) << 23);
-    LV res = ((p * tv) * s1) * s2;
+    const LV res = (p * s1) * s2;
     const cg_v16i big = x > 88.7228390f, small = x < -87.3365448f;
     const cg_v16i inf = (cg_v16i)(zero + __builtin_inff());
     return (LV)((((cg_v16i)res & ~big) | (inf & big)) & ~small);
+}
+
+/* exp for |x| <= CG_LEXP_FAST_MAX only: 2^(k div 16) added to p's exponent field (k div 16 lies in
+ * [-125, 124] there, so the sum stays a normal number). Bitwise equal to cg_lexp on that range. */
+CG_LINLINE LV CG_L(cg_lexp_fast)(LV x)
+{
+    CG_LEXP_REDUCE(x, p, kb);
+    /* (kb << 19) = k << 19 (mod 2^32); masking bits 19..22 leaves (k div 16) << 23 */
+    return (LV)((cg_v16u)p + (((cg_v16u)kb << 19) & 0xFF800000u));
+}
+
+/* 1 if every lane of |v| * s is <= CG_LEXP_FAST_MAX (0 if any is larger or NaN). */
+CG_LINLINE cg_v16i CG_L(cg_lexp_fits)(LV v, LV s)
+{
+    const LV a = (LV)((cg_v16u)v & 0x7FFFFFFFu);
+    return (cg_v16i)(a * s <= CG_LEXP_FAST_MAX);
+}
+
+CG_LINLINE int CG_L(cg_lall)(cg_v16i m)
+{
+    int r = -1;
+    for (int l = 0; l < LW; l++) r &= m[l];
+    return r != 0;
 }
 #endif
 
@@ -271,10 +322,11 @@ CG_LINLINE LV CG_L(cg_lexp)(LV x)
 CG_CLONES static void CG_L(cg_lexp_array)(LT *x, ptrdiff_t m)
 {
 #ifdef CG_LEXP_VECTOR
+    const LV zero = {0};
     for (ptrdiff_t k = 0; k + LW <= m; k += LW) {
         LV v;
         memcpy(&v, x + k, sizeof(LV));
-        v = CG_L(cg_lexp)(v);
+        v = CG_L(cg_lall)(CG_L(cg_lexp_fits)(v, zero + 1.0f)) ? CG_L(cg_lexp_fast)(v) : CG_L(cg_lexp)(v);
         memcpy(x + k, &v, sizeof(LV));
     }
 #else
@@ -282,13 +334,35 @@ CG_CLONES static void CG_L(cg_lexp_array)(LT *x, ptrdiff_t m)
 #endif
 }
 
-/* E[t * n + i] = exp(dt_t A_i) for t < nt (lane vectors). */
-CG_LINLINE void CG_L(cg_lscan_decay)(ptrdiff_t nt, ptrdiff_t n, const LV *dtT, const LV *AT, LV *E)
+/* The largest |A_i| of each lane (+inf where an A_i is not finite or is huge): |dt A_i| <= |dt| amax. */
+CG_LINLINE LV CG_L(cg_lscan_amax)(ptrdiff_t n, const LV *AT)
+{
+    LV amax = {0};
+    for (ptrdiff_t i = 0; i < n; i++)
+        for (int l = 0; l < LW; l++) {
+            LT a = AT[i][l] < 0 ? -AT[i][l] : AT[i][l];
+            if (!(a < (LT)1e30)) a = (LT)__builtin_inf();
+            if (a > amax[l]) amax[l] = a;
+        }
+    return amax;
+}
+
+/* E[t * n + i] = exp(dt_t A_i) for t < nt (lane vectors); amax from cg_lscan_amax. The float lanes
+ * take the fast exp when every |dt_t A_i| of the block is small enough (one test per block). */
+CG_LINLINE void CG_L(cg_lscan_decay)(ptrdiff_t nt, ptrdiff_t n, const LV *dtT, const LV *AT, LV amax, LV *E)
 {
 #ifdef CG_LEXP_VECTOR
-    for (ptrdiff_t t = 0; t < nt; t++)
-        for (ptrdiff_t i = 0; i < n; i++) E[t * n + i] = CG_L(cg_lexp)(dtT[t] * AT[i]);
+    cg_v16i fits = CG_L(cg_lexp_fits)(dtT[0], amax);
+    for (ptrdiff_t t = 1; t < nt; t++) fits &= CG_L(cg_lexp_fits)(dtT[t], amax);
+    if (CG_L(cg_lall)(fits)) {
+        for (ptrdiff_t t = 0; t < nt; t++)
+            for (ptrdiff_t i = 0; i < n; i++) E[t * n + i] = CG_L(cg_lexp_fast)(dtT[t] * AT[i]);
+    } else {
+        for (ptrdiff_t t = 0; t < nt; t++)
+            for (ptrdiff_t i = 0; i < n; i++) E[t * n + i] = CG_L(cg_lexp)(dtT[t] * AT[i]);
+    }
 #else
+    (void)amax;
     for (ptrdiff_t t = 0; t < nt; t++)
         for (ptrdiff_t i = 0; i < n; i++) E[t * n + i] = dtT[t] * AT[i];
     LT *e = (LT *)E;
@@ -396,21 +470,29 @@ CG_CLONES static void CG_L(cg_lscan_fwd)(ptrdiff_t L, ptrdiff_t n, ptrdiff_t NP,
             AT[i][l] = A[l * NP + i];
             h[i][l] = h0 ? h0[l * NP + i] : (LT)0;
         }
+    const LV amax = CG_L(cg_lscan_amax)(n, AT);
     ptrdiff_t ci = 0;
     for (ptrdiff_t c0 = 0; c0 < L; c0 += chunk, ci++) {
         const ptrdiff_t nt = L - c0 < chunk ? L - c0 : chunk;
         if (states)
             for (int l = 0; l < LW; l++)
                 for (ptrdiff_t i = 0; i < NP; i++) states[l * s_ch + ci * NP + i] = i < n ? h[i][l] : (LT)0;
-        CG_L(cg_lscan_load)(nt, L, u + c0, delta + c0, bias, softplus, dtT, sigT, uT, xT, zT);
+        CG_L(cg_lscan_load)(nt, L, u + c0, delta + c0, bias, softplus, dtT, NULL, uT, xT, zT);
+        if (c0 + chunk < L) {
+            const ptrdiff_t c1 = c0 + chunk, nn = L - c1 < chunk ? L - c1 : chunk;
+            CG_L(cg_lprefetch)(u + c1, L, nn, 0);
+            CG_L(cg_lprefetch)(delta + c1, L, nn, 0);
+            CG_L(cg_lprefetch)(z ? z + c1 : NULL, L, nn, 0);
+            CG_L(cg_lprefetch)(out + c1, L, nn, 1);
+        }
         for (ptrdiff_t t0 = 0; t0 < nt; t0 += CG_LSUB) {
             const ptrdiff_t ns = nt - t0 < CG_LSUB ? nt - t0 : CG_LSUB;
             const LT *bt = Bp + (c0 + t0) * NP, *ct = Cp + (c0 + t0) * NP;
             if (n == 16) {
-                CG_L(cg_lscan_decay)(ns, 16, dtT + t0, AT, E);
+                CG_L(cg_lscan_decay)(ns, 16, dtT + t0, AT, amax, E);
                 CG_L(cg_lscan_steps)(ns, 16, NP, h, E, xT + t0, bt, ct, yT + t0, NULL);
             } else {
-                CG_L(cg_lscan_decay)(ns, n, dtT + t0, AT, E);
+                CG_L(cg_lscan_decay)(ns, n, dtT + t0, AT, amax, E);
                 CG_L(cg_lscan_steps)(ns, n, NP, h, E, xT + t0, bt, ct, yT + t0, NULL);
             }
         }
@@ -443,6 +525,7 @@ CG_CLONES static void CG_L(cg_lscan_bwd)(ptrdiff_t L, ptrdiff_t n, ptrdiff_t NP,
             AT[i][l] = A[l * NP + i];
             dh[i][l] = glast ? glast[l * NP + i] : (LT)0;
         }
+    const LV amax = CG_L(cg_lscan_amax)(n, AT);
     for (int l = 0; l < LW; l++) sD[l] = sb[l] = 0.0;
     memset(dAacc, 0, (size_t)NP * LW * sizeof(double));
     for (ptrdiff_t ci = n_chunks - 1; ci >= 0; ci--) {
@@ -452,11 +535,21 @@ CG_CLONES static void CG_L(cg_lscan_bwd)(ptrdiff_t L, ptrdiff_t n, ptrdiff_t NP,
         for (ptrdiff_t i = 0; i < n; i++)
             for (int l = 0; l < LW; l++) hs[i][l] = states[l * s_ch + ci * NP + i];
         CG_L(cg_lscan_load)(nt, L, u + c0, delta + c0, bias, softplus, dtT, sigT, uT, xT, zT);
+        if (ci > 0) {                                       /* the next chunk is ci - 1 */
+            const ptrdiff_t c1 = c0 - chunk;
+            CG_L(cg_lprefetch)(u + c1, L, chunk, 0);
+            CG_L(cg_lprefetch)(delta + c1, L, chunk, 0);
+            CG_L(cg_lprefetch)(z ? z + c1 : NULL, L, chunk, 0);
+            CG_L(cg_lprefetch)(gout + c1, L, chunk, 0);
+            CG_L(cg_lprefetch)(du + c1, L, chunk, 1);
+            CG_L(cg_lprefetch)(ddelta + c1, L, chunk, 1);
+            CG_L(cg_lprefetch)(z ? dz + c1 : NULL, L, chunk, 1);
+        }
         if (n == 16) {
-            CG_L(cg_lscan_decay)(nt, 16, dtT, AT, E);
+            CG_L(cg_lscan_decay)(nt, 16, dtT, AT, amax, E);
             CG_L(cg_lscan_steps)(nt, 16, NP, hs, E, xT, b0, cc0, yT, H);
         } else {
-            CG_L(cg_lscan_decay)(nt, n, dtT, AT, E);
+            CG_L(cg_lscan_decay)(nt, n, dtT, AT, amax, E);
             CG_L(cg_lscan_steps)(nt, n, NP, hs, E, xT, b0, cc0, yT, H);
         }
         /* output side: gradients of y (gyT), z, D and the direct u term (duT) */

@@ -90,11 +90,11 @@ cdef extern from *:
     #endif
 
     #define CG_SCAN_KERNELS(T, S, V, EXP, LOG1PU)                                                     \\
-    /* dt[t] = softplus(raw[t] + bias) (threshold 20, as torch) or raw[t] + bias; sig[t] = d dt / d raw */ \\
+    /* dt[t] = softplus(raw[t] + bias) (threshold 20, as torch) or raw[t] + bias; sig[t] = d dt / d raw (if sig) */ \\
     CG_CLONES static void cg_scan_dt_##S(ptrdiff_t nt, const T *raw, T bias, int softplus, T *dt,       \\
                                          T *sig)                                                         \\
     {                                                                                                   \\
-        if (softplus) {                                                                                 \\
+        if (softplus && sig) {                                                                          \\
             CG_IVDEP for (ptrdiff_t t = 0; t < nt; t++) {                                               \\
                 T x = raw[t] + bias;                                                                    \\
                 T a = x < 0 ? -x : x;                                                                   \\
@@ -104,11 +104,17 @@ cdef extern from *:
                 T s = CG_SIG(x, e, (T)1);                                                               \\
                 sig[t] = x > (T)20 ? (T)1 : s;                                                          \\
             }                                                                                           \\
-        } else {                                                                                        \\
+        } else if (softplus) {                          /* sig NULL: the forward needs dt only */       \\
             CG_IVDEP for (ptrdiff_t t = 0; t < nt; t++) {                                               \\
-                dt[t] = raw[t] + bias;                                                                  \\
-                sig[t] = (T)1;                                                                          \\
+                T x = raw[t] + bias;                                                                    \\
+                T a = x < 0 ? -x : x;                                                                   \\
+                T sp = (x > 0 ? x : (T)0) + LOG1PU(EXP(-a));                                            \\
+                dt[t] = x > (T)20 ? x : sp;                                                             \\
             }                                                                                           \\
+        } else {                                                                                        \\
+            CG_IVDEP for (ptrdiff_t t = 0; t < nt; t++) dt[t] = raw[t] + bias;                          \\
+            if (sig)                                                                                    \\
+                for (ptrdiff_t t = 0; t < nt; t++) sig[t] = (T)1;                                       \\
         }                                                                                               \\
     }                                                                                                   \\
                                                                                                         \\
