@@ -60,6 +60,8 @@ results, other thread counts agree to rounding.
 
 import numpy as np
 
+from .. import _alloc
+
 from cython cimport floating
 from cython.parallel cimport prange, parallel, threadid
 from libc.string cimport memcpy, memset
@@ -804,7 +806,7 @@ def conv_forward(
     if not g.pointwise and g.Cg >= _cl_min_channels:
         _conv_forward_cl(x, w, bias, out, &g, nc, nt)
         return
-    cdef floating[:, ::1] cols = np.empty((nt, 1 if g.pointwise else rows * nc),
+    cdef floating[:, ::1] cols = _alloc.empty((nt, 1 if g.pointwise else rows * nc),
                                           dtype=np.float32 if floating is float else np.float64)
     cdef floating *col
     cdef const floating *b_ptr
@@ -855,12 +857,12 @@ cdef int _conv_forward_cl(const floating[:, :, ::1] x, const floating[:, ::1] w,
     cdef bint has_bias = bias.shape[0] > 0
     cdef const floating[:, ::1] wp = np.ascontiguousarray(
         np.asarray(w).reshape(g.O, g.Cg, g.K).transpose(0, 2, 1)).reshape(g.O, g.Kg)
-    cdef floating[:, ::1] xcls = np.empty((nt, g.S * g.C), dtype=dt)
+    cdef floating[:, ::1] xcls = _alloc.empty((nt, g.S * g.C), dtype=dt)
     cdef Py_ssize_t[::1] current = np.full(nt, -1, dtype=np.intp)   # sample in xcls[t]
     cdef Py_ssize_t q[20]
     _cl_params(g, q)
-    cdef floating[:, ::1] cols = np.empty((nt, nc * Kc), dtype=dt)
-    cdef floating[:, ::1] outs = np.empty((nt, nc * g.O), dtype=dt)
+    cdef floating[:, ::1] cols = _alloc.empty((nt, nc * Kc), dtype=dt)
+    cdef floating[:, ::1] outs = _alloc.empty((nt, nc * g.O), dtype=dt)
     cdef Py_ssize_t it, n, p0, p1, npos, grp, o, j, tid = 0
     cdef floating *col
     cdef floating *ot
@@ -927,7 +929,7 @@ def conv_backward_input(
     cdef Py_ssize_t cper = (g.C + nblocks - 1) // nblocks
     cdef Py_ssize_t rows = cper * g.K
     cdef Py_ssize_t nc = _chunk(&g, rows, sizeof(floating))
-    cdef floating[:, ::1] cols = np.empty((nt, 1 if g.pointwise else rows * nc),
+    cdef floating[:, ::1] cols = _alloc.empty((nt, 1 if g.pointwise else rows * nc),
                                           dtype=np.float32 if floating is float else np.float64)
     cdef floating *col
     cdef floating *dst
@@ -977,8 +979,8 @@ cdef int _conv_backward_input_cl(const floating[:, :, ::1] gout, const floating[
     cdef Py_ssize_t Kc = g.C * g.K
     cdef const floating[:, ::1] wp = np.ascontiguousarray(
         np.asarray(w).reshape(g.O, g.Cg, g.K).transpose(0, 2, 1)).reshape(g.O, g.Kg)
-    cdef floating[:, ::1] cols = np.empty((nt, nc * Kc), dtype=dt)
-    cdef floating[:, ::1] xcls = np.empty((nt, g.S * g.C), dtype=dt)
+    cdef floating[:, ::1] cols = _alloc.empty((nt, nc * Kc), dtype=dt)
+    cdef floating[:, ::1] xcls = _alloc.empty((nt, g.S * g.C), dtype=dt)
     cdef Py_ssize_t q[20]
     _cl_params(g, q)
     cdef Py_ssize_t n, p0, p1, npos, grp, tid = 0
@@ -1031,7 +1033,7 @@ def conv_backward_weight(
     if nt > items:
         nt = <int> items
     dt = np.float32 if floating is float else np.float64
-    cdef floating[:, ::1] cols = np.empty((nt, 1 if g.pointwise else rows * nc), dtype=dt)
+    cdef floating[:, ::1] cols = _alloc.empty((nt, 1 if g.pointwise else rows * nc), dtype=dt)
     # per-thread partial sums of the transposed gradient, (group, Cg * K, Og) per thread: the
     # product col @ gout^T has the long side first, which BLAS runs faster than gout @ col^T
     cdef floating[:, :, ::1] part = np.zeros((nt, g.G * g.Kg, g.Og), dtype=dt)

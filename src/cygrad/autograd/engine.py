@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 
+from .. import _alloc
 from . import function as _function
 from .function import AccumulateGrad, Node, view_grad_fn
 from .grad_mode import state
@@ -70,8 +71,9 @@ def _adoptable(var, g):
         return False
     if not vd.flags.c_contiguous and d.strides != vd.strides:
         return False
-    # d: the tensor's slot, this local and getrefcount's argument
-    return sys.getrefcount(g) <= _PRIVATE_REFS and sys.getrefcount(d) <= 3
+    # d: the tensor's slot, this local and getrefcount's argument (and the array cache's list, which
+    # never hands out an array someone else references)
+    return sys.getrefcount(g) <= _PRIVATE_REFS and sys.getrefcount(d) <= 3 + _alloc.cache_refs(d)
 
 
 def _accumulate(var, g, create_graph):

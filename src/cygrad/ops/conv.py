@@ -18,7 +18,7 @@ import numbers
 
 import numpy as np
 
-from .. import _dtype as D
+from .. import _alloc, _dtype as D
 from .._tensor import Tensor
 from ..autograd.function import Function
 from ..autograd.grad_mode import state
@@ -89,7 +89,7 @@ def _conv_fwd(x, w, b, geo):
     kd, rd = _kernel_dtype(x.dtype)
     N, C = x.shape[:2]
     O = w.shape[0]
-    out = np.empty((N, O) + geo.out_size, kd)
+    out = _alloc.empty((N, O) + geo.out_size, kd)
     x3 = _flat(_prep(x, kd), N, C)
     w2 = _flat(_prep(w, kd), O)
     b1 = _NO_BIAS[kd] if b is None else _prep(b, kd)
@@ -106,7 +106,7 @@ def _conv_bwd_input(gy, w, b, geo):
     kd, rd = _kernel_dtype(gy.dtype)
     N, O = gy.shape[:2]
     C = w.shape[1] * geo.groups
-    gx = np.empty((N, C) + geo.in_size, kd)
+    gx = _alloc.empty((N, C) + geo.in_size, kd)
     g3 = _flat(_prep(gy, kd), N, O)
     w2 = _flat(_prep(w, kd), O)
     x3 = _flat(gx, N, C)

@@ -32,11 +32,10 @@ Three ways to evaluate it (all give the same values and gradients up to rounding
 """
 
 import math
-import threading
 
 import numpy as np
 
-from .. import _dtype as _D
+from .. import _alloc, _dtype as _D
 from .._tensor import Tensor
 from ..autograd.function import Function
 from ..autograd.grad_mode import state as _gm, no_grad, enable_grad
@@ -240,9 +239,9 @@ class SelectiveScan(Function):
         record = _gm.enabled and any(t is not None and t._requires_grad
                                        for t in (u, delta, A, B, C, D, z, delta_bias, h0))
         n_chunks = -(-spec.L // chunk)
-        states = (np.empty((spec.batch, spec.dim, n_chunks, spec.np), kd) if record
+        states = (_alloc.empty((spec.batch, spec.dim, n_chunks, spec.np), kd) if record
                   else np.empty((0, 0, 0, 0), kd))
-        out = np.empty((spec.batch, spec.dim, spec.L), kd)
+        out = _alloc.empty((spec.batch, spec.dim, spec.L), kd)
         last = np.empty((spec.batch, spec.dim, spec.np), kd)
         if _use_lanes(spec, kd):
             _K.selective_scan_forward_lanes(p.u, p.delta, p.A, p.B, p.b_geom, p.C, p.c_geom, p.D, p.z, p.bias,
@@ -267,15 +266,15 @@ class SelectiveScan(Function):
             return _zero_grads(saved, needs, glast)
         p = _Prepared(spec, kd, u, delta, A, B, C, D, z, delta_bias, h0)
         batch, dim, L, n, NP = spec.batch, spec.dim, spec.L, spec.n, spec.np
-        g = np.ascontiguousarray(gout._data, dtype=kd)
+        g = _alloc.contiguous(gout._data, kd)
         if glast is not None:
             gl = np.zeros((batch, dim, NP), kd)
             gl[..., :n] = glast._data
         else:
             gl = np.empty((0, 0, 0), kd)
-        du = np.empty((batch, dim, L), kd)
-        ddelta = np.empty((batch, dim, L), kd)
-        dz = np.empty((batch, dim, L), kd) if z is not None else np.empty((0, 0, 0), kd)
+        du = _alloc.empty((batch, dim, L), kd)
+        ddelta = _alloc.empty((batch, dim, L), kd)
+        dz = _alloc.empty((batch, dim, L), kd) if z is not None else np.empty((0, 0, 0), kd)
         dh0 = np.empty((batch, dim, NP), kd) if (h0 is not None and needs[8]) else np.empty((0, 0, 0), kd)
         dA = np.empty((batch, dim, NP), np.float64)
         dD = np.empty((batch, dim), np.float64)
@@ -294,37 +293,17 @@ class SelectiveScan(Function):
         return tuple(grads)
 
 
-_scratch_local = threading.local()
-
-
-def _scratch(key, shape, dtype):
-    """A scratch array of ``shape`` kept per thread between calls (contents undefined).
-
-    The lane backward's dB / dC partials are a few MB per call; fresh arrays of that size come
-    from new pages of the OS each time, and faulting them in cost about as much as the kernel's
-    reverse scan. The arrays never leave this module.
-    """
-    cache = getattr(_scratch_local, "arrays", None)
-    if cache is None:
-        cache = _scratch_local.arrays = {}
-    size = int(np.prod(shape))
-    buf = cache.get((key, np.dtype(dtype)))
-    if buf is None or buf.size < size:
-        buf = cache[(key, np.dtype(dtype))] = np.empty(size, dtype)
-    return buf[:size].reshape(shape)
-
-
 def _backward_lanes(ctx, p, g, gl, du, ddelta, dz, dh0, dA, dD, dbias, B, C, needs):
     """Run the lane backward kernel; return the gradients of B and C (or None)."""
     spec, kd = ctx.spec, ctx.kd
     items = spec.dim // _K.lane_width(kd)
 
-    def partial(key, need):
+    def partial(need):
         if not need:
             return np.empty((0, 0, 0, 0), kd)
-        return _scratch(key, (spec.batch, items, spec.n, spec.L), kd)
+        return _alloc.empty((spec.batch, items, spec.n, spec.L), kd)
 
-    dBp, dCp = partial("dB", needs[3]), partial("dC", needs[4])
+    dBp, dCp = partial(needs[3]), partial(needs[4])
     _K.selective_scan_backward_lanes(p.u, p.delta, p.A, p.B, p.b_geom, p.C, p.c_geom, p.D, p.z, p.bias,
                                      ctx.softplus, ctx.states, g, gl, ctx.chunk, spec.n,
                                      du, ddelta, dz, dh0, dA, dD, dbias, dBp, dCp)
