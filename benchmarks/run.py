@@ -8,7 +8,8 @@
 Workloads registered with ``memory=True`` also get each library's peak memory during one step:
 a fresh subprocess per library runs the setup and one warm-up step, resets the kernel's
 high-water mark of the resident set (``/proc/self/clear_refs``, Linux) and runs one more step;
-the peak is the high-water mark minus the resident set just before that step.
+the peak is the high-water mark minus the resident set just before that step (cygrad's array
+cache, which keeps a step's large arrays for the next one, is emptied first).
 
 For each workload the setup runs once per library, then both step functions are
 warmed up and timed alternately (cygrad, torch, torch, cygrad, ... so that a slow
@@ -121,6 +122,12 @@ def peak_memory_child(wl, lib):
     step = setup_workload(wl, lib)
     step()                                   # warm-up: caches, allocator pools, lazy imports
     gc.collect()
+    # cygrad keeps the large arrays of a step for the next one (cygrad._alloc): empty that cache,
+    # so that the measured step allocates what it needs, as on its first run
+    clear = getattr(getattr(lib, "_alloc", None), "clear", None)
+    if clear is not None:
+        clear()
+        gc.collect()
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")                         # reset VmHWM to the current resident set
     before = _proc_status_kib("VmRSS")
