@@ -237,21 +237,6 @@ static inline size_t CG_L(cg_lscan_ws_bytes)(ptrdiff_t chunk, ptrdiff_t NP)
     return (size_t)nvec * sizeof(LV) + (size_t)NP * LW * sizeof(double) + 64;
 }
 
-/* The chunk's dt (dtT), its softplus derivative (sigT, unless NULL), u (uT) and x = dt u (xT) as lane
- * vectors; rawT is scratch. */
-CG_LINLINE void CG_L(cg_lscan_load)(ptrdiff_t nt, ptrdiff_t L, const LT *u, const LT *delta, const LT *bias,
-                                       int softplus, LV *dtT, LV *sigT, LV *uT, LV *xT, LV *rawT)
-{
-    CG_L(cg_lt_in)(delta, L, nt, rawT);
-    if (bias) {
-        const LV bv = CG_L(cg_lvec)(bias);
-        for (ptrdiff_t t = 0; t < nt; t++) rawT[t] += bv;
-    }
-    CG_L(cg_scan_dt)(nt * LW, (const LT *)rawT, (LT)0, softplus, (LT *)dtT, sigT ? (LT *)sigT : NULL);
-    CG_L(cg_lt_in)(u, L, nt, uT);
-    for (ptrdiff_t t = 0; t < nt; t++) xT[t] = dtT[t] * uT[t];
-}
-
 #if defined(__GNUC__) && !defined(__clang__) && LW == 16
 #ifndef CG_V16I_DEFINED
 #define CG_V16I_DEFINED
@@ -316,7 +301,74 @@ CG_LINLINE int CG_L(cg_lall)(cg_v16i m)
     for (int l = 0; l < LW; l++) r &= m[l];
     return r != 0;
 }
+
+/* m ? a : b per lane (m: lanes of all ones or all zeros, as comparisons give) */
+CG_LINLINE LV CG_L(cg_lsel)(cg_v16i m, LV a, LV b)
+{
+    return (LV)(((cg_v16i)a & m) | ((cg_v16i)b & ~m));
+}
+
+/* exp(-|x|), in [0, 1] (0 where it would be subnormal; NaN stays NaN) */
+CG_LINLINE LV CG_L(cg_lexp_negabs)(LV x)
+{
+    const LV one = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    const LV na = (LV)((cg_v16u)x | 0x80000000u);
+    return CG_L(cg_lall)(CG_L(cg_lexp_fits)(na, one)) ? CG_L(cg_lexp_fast)(na) : CG_L(cg_lexp)(na);
+}
+
+/* sigmoid(x) from e = exp(-|x|): 1 / (1 + e) for x >= 0, e / (1 + e) below */
+CG_LINLINE LV CG_L(cg_lsigmoid_e)(LV x, LV e)
+{
+    const LV zero = {0};
+    return CG_L(cg_lsel)(x >= zero, zero + 1.0f, e) / (1.0f + e);
+}
+
+/* softplus(x) = max(x, 0) + log1p(exp(-|x|)), and x itself above 20 (torch's threshold); with sig,
+ * also its derivative sigmoid(x) (1 above 20). log1p(e) for e in [0, 1] is e P(e), P the degree-10
+ * polynomial fitted (weighted least squares, refined towards minimax) to log1p(e) / e: within 2 ulp
+ * of log1p in float32, without the divisions of the general log1p. With the exp's error, softplus is
+ * within 3 ulp and sigmoid within 3.5 ulp (tests/test_scan.py::test_lane_softplus_accuracy). */
+CG_LINLINE LV CG_L(cg_lsoftplus)(LV x, LV *sig)
+{
+    const LV zero = {0};
+    const LV e = CG_L(cg_lexp_negabs)(x);
+    LV p = e * 2.089992631226778e-3f - 1.3706356287002563e-2f;
+    p = p * e + 4.2113397270441055e-2f;
+    p = p * e - 8.31892341375351e-2f;
+    p = p * e + 1.2471595406532288e-1f;
+    p = p * e - 1.6129089891910553e-1f;
+    p = p * e + 1.9897018373012543e-1f;
+    p = p * e - 2.4988235533237457e-1f;
+    p = p * e + 3.333263397216797e-1f;
+    p = p * e - 4.9999985098838806e-1f;
+    p = p * e + 1.0f;
+    const cg_v16i big = x > 20.0f;
+    if (sig) *sig = CG_L(cg_lsel)(big, zero + 1.0f, CG_L(cg_lsigmoid_e)(x, e));
+    return CG_L(cg_lsel)(big, x, CG_L(cg_lsel)(x > zero, x, zero) + e * p);
+}
 #endif
+
+/* The chunk's dt (dtT), its softplus derivative (sigT, unless NULL), u (uT) and x = dt u (xT) as lane
+ * vectors; rawT is scratch. */
+CG_LINLINE void CG_L(cg_lscan_load)(ptrdiff_t nt, ptrdiff_t L, const LT *u, const LT *delta, const LT *bias,
+                                       int softplus, LV *dtT, LV *sigT, LV *uT, LV *xT, LV *rawT)
+{
+    CG_L(cg_lt_in)(delta, L, nt, rawT);
+    if (bias) {
+        const LV bv = CG_L(cg_lvec)(bias);
+        for (ptrdiff_t t = 0; t < nt; t++) rawT[t] += bv;
+    }
+#ifdef CG_LEXP_VECTOR
+    if (softplus && sigT)
+        for (ptrdiff_t t = 0; t < nt; t++) dtT[t] = CG_L(cg_lsoftplus)(rawT[t], &sigT[t]);
+    else if (softplus)
+        for (ptrdiff_t t = 0; t < nt; t++) dtT[t] = CG_L(cg_lsoftplus)(rawT[t], NULL);
+    else
+#endif
+    CG_L(cg_scan_dt)(nt * LW, (const LT *)rawT, (LT)0, softplus, (LT *)dtT, sigT ? (LT *)sigT : NULL);
+    CG_L(cg_lt_in)(u, L, nt, uT);
+    for (ptrdiff_t t = 0; t < nt; t++) xT[t] = dtT[t] * uT[t];
+}
 
 /* for the tests: x[k] = exp(x[k]) by the exp the decays use (m a multiple of LW) */
 CG_CLONES static void CG_L(cg_lexp_array)(LT *x, ptrdiff_t m)
@@ -331,6 +383,23 @@ CG_CLONES static void CG_L(cg_lexp_array)(LT *x, ptrdiff_t m)
     }
 #else
     CG_IVDEP for (ptrdiff_t k = 0; k < m; k++) x[k] = LEXP(x[k]);
+#endif
+}
+
+/* for the tests: sig[k] = sigmoid(x[k]), then x[k] = softplus(x[k]) as the lane kernels compute them (m a
+ * multiple of LW) */
+CG_CLONES static void CG_L(cg_lsoftplus_array)(LT *x, LT *sig, ptrdiff_t m)
+{
+#ifdef CG_LEXP_VECTOR
+    for (ptrdiff_t k = 0; k + LW <= m; k += LW) {
+        LV v, s;
+        memcpy(&v, x + k, sizeof(LV));
+        v = CG_L(cg_lsoftplus)(v, &s);
+        memcpy(x + k, &v, sizeof(LV));
+        memcpy(sig + k, &s, sizeof(LV));
+    }
+#else
+    CG_L(cg_scan_dt)(m, x, (LT)0, 1, x, sig);
 #endif
 }
 
@@ -430,11 +499,12 @@ CG_LINLINE void CG_L(cg_lscan_reverse)(ptrdiff_t nt, ptrdiff_t n, ptrdiff_t NP, 
                         LV dv = dh[i] + gv * c[i];          /* gradient of h_t */
                         pc[j] = gv * hc[i];
                         pb[j] = dv * xv;
-                        LV qv = dv * hp[i] * e[i];          /* gradient of dt_t A_i */
+                        LV dn = dv * e[i];                  /* gradient of h_{t-1} */
+                        LV qv = dn * hp[i];                 /* gradient of dt_t A_i */
                         dAc[i] += qv * dtv;
                         s1[j] += qv * AT[i];
                         s2[j] += dv * b[i];
-                        dh[i] = dv * e[i];                  /* gradient of h_{t-1} */
+                        dh[i] = dn;
                     } else {
                         pc[j] = pb[j] = vzero;
                     }
@@ -500,7 +570,13 @@ CG_CLONES static void CG_L(cg_lscan_fwd)(ptrdiff_t L, ptrdiff_t n, ptrdiff_t NP,
         if (D)
             for (ptrdiff_t t = 0; t < nt; t++) yT[t] += Dv * uT[t];
         if (z) CG_L(cg_lt_in)(z + c0, L, nt, zT);
+#ifdef CG_LEXP_VECTOR
+        if (z)
+            for (ptrdiff_t t = 0; t < nt; t++)
+                yT[t] = yT[t] * (zT[t] * CG_L(cg_lsigmoid_e)(zT[t], CG_L(cg_lexp_negabs)(zT[t])));
+#else
         CG_L(cg_scan_out)(nt * LW, (const LT *)yT, (const LT *)uT, (LT)0, z ? (const LT *)zT : NULL, (LT *)yT);
+#endif
         CG_L(cg_lt_out)(yT, nt, out + c0, L);
     }
     for (int l = 0; l < LW; l++)
@@ -557,8 +633,19 @@ CG_CLONES static void CG_L(cg_lscan_bwd)(ptrdiff_t L, ptrdiff_t n, ptrdiff_t NP,
             for (ptrdiff_t t = 0; t < nt; t++) yT[t] += Dv * uT[t];
         CG_L(cg_lt_in)(gout + c0, L, nt, gT);
         if (z) CG_L(cg_lt_in)(z + c0, L, nt, zT);
+#ifdef CG_LEXP_VECTOR
+        if (z)
+            for (ptrdiff_t t = 0; t < nt; t++) {
+                const LV zz = zT[t], s = CG_L(cg_lsigmoid_e)(zz, CG_L(cg_lexp_negabs)(zz));
+                dzT[t] = gT[t] * yT[t] * (s * (1.0f + zz * (1.0f - s)));
+                gyT[t] = gT[t] * (zz * s);
+            }
+        else
+            for (ptrdiff_t t = 0; t < nt; t++) gyT[t] = gT[t];
+#else
         CG_L(cg_scan_gout)(nt * LW, (const LT *)gT, (const LT *)yT, (const LT *)uT, (LT)0,
                            z ? (const LT *)zT : NULL, (LT *)gyT, (LT *)dzT, (LT *)duT);
+#endif
         if (z) CG_L(cg_lt_out)(dzT, nt, dz + c0, L);
         LV acc = vzero;
         for (ptrdiff_t t = 0; t < nt; t++) {

@@ -57,3 +57,7 @@ def lane_partials_sum(part: _Array, out: _Array) -> None:
 
 def lane_exp(x: npt.NDArray[np.float32]) -> None:
     """x := exp(x) in place with the float32 lane kernels' exp (len(x) a multiple of 16; for the tests)."""
+
+def lane_softplus(x: npt.NDArray[np.float32], sig: npt.NDArray[np.float32]) -> None:
+    """sig := sigmoid(x), then x := softplus(x) in place, as the float32 lane kernels compute them (len(x) a
+    multiple of 16; for the tests)."""

@@ -29,7 +29,8 @@ channels one after the other and accumulates the gradients of the shared tensors
 that only it writes (float64): dB / dC of time-varying B / C per (batch, block), time-invariant
 ones, dA, dD and d(bias) per (batch, channel). The caller sums those partials in a fixed order.
 The block size depends only on the shapes, so results are bitwise independent of the thread
-count.
+count. Items are handed out dynamically (they are independent): when another process holds one
+of the cores, the threads that do run take over its share instead of waiting for it.
 
 The per-step loops over the state are C functions below (vectorised over NP; compiled for
 AVX-512 / AVX2 / baseline x86-64 and picked at load time, as in ``_vmath.h``, whose branch-free
@@ -327,6 +328,7 @@ cdef extern from *:
                              const double *gy, double *ddt, double *du, double *dA, double *dB,
                              Py_ssize_t dbst, double *dC, Py_ssize_t dcst) nogil
     void cg_lexp_array_f(float *x, Py_ssize_t m) nogil
+    void cg_lsoftplus_array_f(float *x, float *sig, Py_ssize_t m) nogil
     void *cg_lscan_alloc(size_t nbytes) nogil
     size_t cg_lscan_ws_bytes_f(Py_ssize_t chunk, Py_ssize_t NP) nogil
     size_t cg_lscan_ws_bytes_d(Py_ssize_t chunk, Py_ssize_t NP) nogil
@@ -451,7 +453,7 @@ def selective_scan_forward(
         sig = dt + chunk
         y = sig + chunk
         E = y + chunk
-        for w in prange(n_items, schedule="static"):
+        for w in prange(n_items, schedule="dynamic"):
             if h == NULL:
                 failed[0] = 1
             else:
@@ -581,7 +583,7 @@ def selective_scan_backward(
         y = sig + chunk
         gy = y + chunk
         ddt = gy + chunk
-        for w in prange(n_items, schedule="static"):
+        for w in prange(n_items, schedule="dynamic"):
             if buf == NULL or dAacc == NULL:
                 failed[0] = 1
             else:
@@ -736,7 +738,7 @@ def selective_scan_forward_lanes(
     s_ch = (L + chunk - 1) // chunk * NP
     with nogil, parallel(num_threads=n_threads_for(n_items * W * L * (NP + 4))):
         ws = cg_lscan_alloc(_lws(<floating> 0, chunk, NP))
-        for w in prange(n_items, schedule="static"):
+        for w in prange(n_items, schedule="dynamic"):
             if ws == NULL:
                 failed[0] = 1
             else:
@@ -805,7 +807,7 @@ def selective_scan_backward_lanes(
     s_ch = (L + chunk - 1) // chunk * NP
     with nogil, parallel(num_threads=n_threads_for(n_items * W * L * (2 * NP + 8))):
         ws = cg_lscan_alloc(_lws(<floating> 0, chunk, NP))
-        for w in prange(n_items, schedule="static"):
+        for w in prange(n_items, schedule="dynamic"):
             if ws == NULL:
                 failed[0] = 1
             else:
@@ -870,3 +872,13 @@ def lane_exp(float[::1] x):
         raise ValueError(f"lane_exp needs a multiple of 16 values, got {x.shape[0]}")
     if x.shape[0]:
         cg_lexp_array_f(&x[0], x.shape[0])
+
+
+def lane_softplus(float[::1] x, float[::1] sig):
+    """sig = sigmoid(x), then x = softplus(x) in place, as the float32 lane kernels compute them (for the
+    tests; len(x) % 16 == 0)."""
+    if x.shape[0] % 16 != 0 or sig.shape[0] != x.shape[0]:
+        raise ValueError(f"lane_softplus needs x and sig of one length, a multiple of 16; got {x.shape[0]} "
+                         f"and {sig.shape[0]}")
+    if x.shape[0]:
+        cg_lsoftplus_array_f(&x[0], &sig[0], x.shape[0])
