@@ -263,7 +263,7 @@ static const LV CG_L(cg_lexp_tbl) = {
     LV r_ = (x) - kf_ * 4.331970214844e-02f;            /* ln 2 / 16 in two parts (the first exact) */ \
     r_ = r_ - kf_ * 1.996636559080e-06f;                                                         \
     LV p = (r_ * 0.16666667f + 0.5f) * r_ + 1.0f;                                                \
-    p = (p * r_ + 1.0f) * __builtin_shuffle(CG_L(cg_lexp_tbl), kb & 15)
+    p = (p * r_ + 1.0f) * __builtin_shuffle(CG_L(cg_lexp_tbl), kb)  /* (indices are taken mod 16) */
 
 /* The general exp: 2^(k div 16) as two exact factors. +inf above log(FLT_MAX), 0 below
  * log(2^-126) (results that would be subnormal are flushed); NaN stays NaN. */

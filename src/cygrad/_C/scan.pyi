@@ -48,9 +48,10 @@ def selective_scan_backward_lanes(u: _Array, delta: _Array, A: _Array, B: _Array
                                   D: _Array, z: _Array, bias: _Array, softplus: bool, states: _Array,
                                   gout: _Array, glast: _Array, chunk: int, n: int, du: _Array, ddelta: _Array,
                                   dz: _Array, dh0: _Array, dA: _F64, dD: _F64, dbias: _F64, dB: _Array,
-                                  dC: _Array) -> None:
+                                  dC: _Array, dB_sum: _Array, dC_sum: _Array) -> None:
     """selective_scan_backward on channel lanes; dB / dC are per-item partials (batch, dim /
-    lane_width, n, L) in the input dtype, summed by lane_partials_sum."""
+    lane_width, n, L) in the input dtype; given dB_sum / dC_sum (batch, groups, n, L), the kernel also
+    sums the partials into them as lane_partials_sum does."""
 
 def lane_partials_sum(part: _Array, out: _Array) -> None:
     """out (batch, groups, n, L) := the sum over each group's items of part (batch, items, n, L), in float64."""

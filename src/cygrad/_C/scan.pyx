@@ -43,7 +43,7 @@ Fast path (``*_lanes`` below, C in ``_scan_lanes.h``): when B and C vary with ti
 their groups holds a multiple of 16 (float32) / 8 (float64) channels, a work item is that many
 consecutive channels of one batch element, one channel per vector lane, so B_t / C_t are
 broadcast scalars and the state update needs no reduction. The item's dB / dC rows are sums over
-its lanes (a fixed transpose-and-add tree) in the input dtype; ``lane_partials_sum`` adds the
+its lanes (a fixed transpose-and-add tree) in the input dtype; the kernel (or ``lane_partials_sum``) adds the
 items of a group in float64. dA, dD and d(bias) are summed per chunk in the input dtype, then
 across chunks in float64. The float32 decays exp(dt A) use the lanes' own vector exp (a 16-entry
 table and a cubic: at most 2 ulp off, results below 2^-126 flushed to 0; ``lane_exp`` exposes it
@@ -701,6 +701,28 @@ cdef Py_ssize_t _lane_items(Py_ssize_t dim, Py_ssize_t L, Py_ssize_t NP, Py_ssiz
     return dim // W
 
 
+cdef inline void _sum_items(const floating *part, Py_ssize_t count, Py_ssize_t stride, Py_ssize_t L,
+                            double *acc, floating *out) noexcept nogil:
+    """out[t] := the sum of part[k * stride + t] over k < count, added in double in the order k = 0, 1, ..."""
+    cdef Py_ssize_t k, t
+    cdef const floating *p
+    memset(acc, 0, L * sizeof(double))
+    for k in range(count):
+        p = part + k * stride
+        for t in range(L):
+            acc[t] += p[t]
+    for t in range(L):
+        out[t] = <floating> acc[t]
+
+
+cdef str _partials_fit(part, out):
+    """'' if the (batch, groups, n, L) sums ``out`` fit the (batch, items, n, L) partials ``part``, else why not."""
+    if (out.shape[0] != part.shape[0] or out.shape[2] != part.shape[2] or out.shape[3] != part.shape[3]
+            or out.shape[1] < 1 or part.shape[1] % out.shape[1] != 0):
+        return f"partials {tuple(part.shape)} do not fit the output {tuple(out.shape)}"
+    return ""
+
+
 def selective_scan_forward_lanes(
     const floating[:, :, ::1] u,        # IN (batch, dim, L)
     const floating[:, :, ::1] delta,    # IN (batch, dim, L)
@@ -782,9 +804,12 @@ def selective_scan_backward_lanes(
     double[:, ::1] dbias,               # OUT (batch, dim)
     floating[:, :, :, ::1] dB,          # OUT (batch, dim / LANES, n, L) per-item partials, or (0, 0, 0, 0)
     floating[:, :, :, ::1] dC,          # OUT as dB
+    floating[:, :, :, ::1] dB_sum,      # OUT (batch, groups of B, n, L) or (0, 0, 0, 0)
+    floating[:, :, :, ::1] dC_sum,      # OUT (batch, groups of C, n, L) or (0, 0, 0, 0)
 ):
     """Selective scan backward on channel lanes (contract of ``selective_scan_backward``, except that the
-    dB / dC partials are one row per (batch, item of LANES channels, step); see lane_partials_sum)."""
+    dB / dC partials are one row per (batch, item of LANES channels, step)). Given dB_sum / dC_sum, the
+    partials are also summed into them as lane_partials_sum does, in the same parallel region."""
     cdef Py_ssize_t batch = u.shape[0], dim = u.shape[1], L = u.shape[2], NP = A.shape[1]
     cdef Py_ssize_t W = 16 if floating is float else 8
     cdef Py_ssize_t b_sb = b_geom[0], b_q = b_geom[1], b_sg = b_geom[2]
@@ -804,9 +829,17 @@ def selective_scan_backward_lanes(
         if part.shape[0] > 0 and (part.shape[0] != batch or part.shape[1] != per_b or part.shape[2] != n
                                   or part.shape[3] != L):
             raise ValueError(f"{name} partials must have shape {(batch, per_b, n, L)}, got {tuple(part.shape)}")
+    cdef bint sum_B = dB_sum.shape[0] > 0 and want_dB, sum_C = dC_sum.shape[0] > 0 and want_dC
+    for part, out, use, name in ((dB, dB_sum, sum_B, "dB_sum"), (dC, dC_sum, sum_C, "dC_sum")):
+        if use and _partials_fit(part, out):
+            raise ValueError(f"{name}: {_partials_fit(part, out)}")
+    cdef Py_ssize_t gB = dB_sum.shape[1] if sum_B else 0, gC = dC_sum.shape[1] if sum_C else 0
+    cdef Py_ssize_t rows_B = batch * gB * n, rows_C = batch * gC * n, r, g, i
+    cdef double *acc
     s_ch = (L + chunk - 1) // chunk * NP
     with nogil, parallel(num_threads=n_threads_for(n_items * W * L * (2 * NP + 8))):
         ws = cg_lscan_alloc(_lws(<floating> 0, chunk, NP))
+        acc = <double*> _alloc(L * sizeof(double)) if rows_B + rows_C > 0 else NULL
         for w in prange(n_items, schedule="dynamic"):
             if ws == NULL:
                 failed[0] = 1
@@ -824,7 +857,22 @@ def selective_scan_backward_lanes(
                       &du[b, d0, 0], &ddelta[b, d0, 0], &dz[b, d0, 0] if has_z else NULL,
                       &dh0[b, d0, 0] if want_dh0 else NULL, &dA[b, d0, 0], &dD[b, d0], &dbias[b, d0],
                       &dB[b, k, 0, 0] if want_dB else NULL, &dC[b, k, 0, 0] if want_dC else NULL, ws)
+        # the items' dB / dC partials summed per group (rows of the sums: B's, then C's)
+        for r in prange(rows_B + rows_C, schedule="static"):
+            if acc == NULL:
+                failed[0] = 1
+            elif r < rows_B:
+                b = r // (gB * n)
+                g = (r // n) % gB
+                i = r % n
+                _sum_items(&dB[b, g * (per_b // gB), i, 0], per_b // gB, n * L, L, acc, &dB_sum[b, g, i, 0])
+            else:
+                b = (r - rows_B) // (gC * n)
+                g = ((r - rows_B) // n) % gC
+                i = (r - rows_B) % n
+                _sum_items(&dC[b, g * (per_b // gC), i, 0], per_b // gC, n * L, L, acc, &dC_sum[b, g, i, 0])
         free(ws)
+        free(acc)
     if failed[0]:
         raise MemoryError("selective_scan: cannot allocate the per-thread buffers")
 
@@ -836,13 +884,12 @@ def lane_partials_sum(
     """out[b, g] = the sum of part[b, k] over the items k of group g (items / groups consecutive items per
     group), added in double in item order."""
     cdef Py_ssize_t batch = part.shape[0], items = part.shape[1], n = part.shape[2], L = part.shape[3]
-    cdef Py_ssize_t groups = out.shape[1], per_g, w, b, g, t, i, k
+    cdef Py_ssize_t groups = out.shape[1], per_g, w, b, g, i
     cdef double *acc
     cdef int failed[1]
     failed[0] = 0
-    if (out.shape[0] != batch or out.shape[2] != n or out.shape[3] != L or groups < 1
-            or items % groups != 0):
-        raise ValueError(f"lane_partials_sum: partials {tuple(part.shape)} do not fit the output {tuple(out.shape)}")
+    if _partials_fit(part, out):
+        raise ValueError(f"lane_partials_sum: {_partials_fit(part, out)}")
     per_g = items // groups
     if batch * groups * n * L == 0:
         return
@@ -855,12 +902,7 @@ def lane_partials_sum(
                 b = w // (groups * n)
                 g = (w // n) % groups
                 i = w % n
-                memset(acc, 0, L * sizeof(double))
-                for k in range(g * per_g, (g + 1) * per_g):
-                    for t in range(L):
-                        acc[t] = acc[t] + part[b, k, i, t]
-                for t in range(L):
-                    out[b, g, i, t] = <floating> acc[t]
+                _sum_items(&part[b, g * per_g, i, 0], per_g, n * L, L, acc, &out[b, g, i, 0])
         free(acc)
     if failed[0]:
         raise MemoryError("lane_partials_sum: cannot allocate the per-thread buffers")

@@ -199,18 +199,31 @@ def _blocks(spec):
 
 
 class _Prepared:
-    """The kernel arrays of one call (recomputed in backward from the saved tensors)."""
+    """The kernel arrays of one call. The backward takes the small ones (A, the B / C rows, D, the bias,
+    h0) over from the forward's (``like``) and prepares u, delta and z again from the saved tensors
+    (no copy when they are contiguous in the compute dtype), so that no copy of those is kept alive
+    between the two."""
 
-    def __init__(self, spec, kd, u, delta, A, B, C, D, z, delta_bias, h0):
-        self.u, self.delta = _arr(u, kd), _arr(delta, kd)
+    def __init__(self, spec, kd, u, delta, A, B, C, D, z, delta_bias, h0, like=None):
+        self.u, self.delta, self.z = _arr(u, kd), _arr(delta, kd), _opt(z, kd, 3)
+        if like is not None:
+            self.A, self.B, self.b_geom, self.C, self.c_geom = like.A, like.B, like.b_geom, like.C, like.c_geom
+            self.D, self.bias, self.h0 = like.D, like.bias, like.h0
+            return
         self.A = np.zeros((spec.dim, spec.np), kd)
         self.A[:, :spec.n] = A._data
         self.B, self.b_geom = _bc_rows(B, spec.b_groups, spec, kd)
         self.C, self.c_geom = _bc_rows(C, spec.c_groups, spec, kd)
         self.D = _opt(D, kd, 1)
-        self.z = _opt(z, kd, 3)
         self.bias = _opt(delta_bias, kd, 1)
         self.h0 = _state_arr(h0, spec, kd)
+
+    def small(self):
+        """A copy of this object without u, delta and z."""
+        other = object.__new__(_Prepared)
+        other.__dict__.update(self.__dict__)
+        del other.u, other.delta, other.z
+        return other
 
 
 def _empty_out(spec, kd, h0):
@@ -233,7 +246,7 @@ class SelectiveScan(Function):
         ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, h0)
         if spec.L == 0 or spec.batch * spec.dim == 0:
             out, last = _empty_out(spec, kd, h0)
-            ctx.states = None
+            ctx.states = ctx.prepared = None
             return (out, last) if return_last else out
         p = _Prepared(spec, kd, u, delta, A, B, C, D, z, delta_bias, h0)
         record = _gm.enabled and any(t is not None and t._requires_grad
@@ -250,6 +263,7 @@ class SelectiveScan(Function):
             _K.selective_scan_forward(p.u, p.delta, p.A, p.B, p.b_geom, p.C, p.c_geom, p.D, p.z, p.bias,
                                       softplus, p.h0, out, states, last, chunk)
         ctx.states = states
+        ctx.prepared = p.small() if record else None
         last = np.ascontiguousarray(last[..., :spec.n])
         return (out, last) if return_last else out
 
@@ -264,7 +278,7 @@ class SelectiveScan(Function):
         grads = [None] * 13
         if spec.L == 0 or spec.batch * spec.dim == 0:
             return _zero_grads(saved, needs, glast)
-        p = _Prepared(spec, kd, u, delta, A, B, C, D, z, delta_bias, h0)
+        p = _Prepared(spec, kd, u, delta, A, B, C, D, z, delta_bias, h0, like=ctx.prepared)
         batch, dim, L, n, NP = spec.batch, spec.dim, spec.L, spec.n, spec.np
         g = _alloc.contiguous(gout._data, kd)
         if glast is not None:
@@ -303,18 +317,16 @@ def _backward_lanes(ctx, p, g, gl, du, ddelta, dz, dh0, dA, dD, dbias, B, C, nee
             return np.empty((0, 0, 0, 0), kd)
         return _alloc.empty((spec.batch, items, spec.n, spec.L), kd)
 
+    def summed(groups, need):
+        return np.empty((spec.batch, groups, spec.n, spec.L) if need else (0, 0, 0, 0), kd)
+
     dBp, dCp = partial(needs[3]), partial(needs[4])
+    dB, dC = summed(spec.b_groups, needs[3]), summed(spec.c_groups, needs[4])
     _K.selective_scan_backward_lanes(p.u, p.delta, p.A, p.B, p.b_geom, p.C, p.c_geom, p.D, p.z, p.bias,
                                      ctx.softplus, ctx.states, g, gl, ctx.chunk, spec.n,
-                                     du, ddelta, dz, dh0, dA, dD, dbias, dBp, dCp)
-
-    def reduce_bc(part, groups, t):
-        r = np.empty((spec.batch, groups, spec.n, spec.L), kd)
-        _K.lane_partials_sum(part, r)
-        return _grad(r.reshape(t._data.shape), t)
-
-    return (reduce_bc(dBp, spec.b_groups, B) if needs[3] else None,
-            reduce_bc(dCp, spec.c_groups, C) if needs[4] else None)
+                                     du, ddelta, dz, dh0, dA, dD, dbias, dBp, dCp, dB, dC)
+    return (_grad(dB.reshape(B._data.shape), B) if needs[3] else None,
+            _grad(dC.reshape(C._data.shape), C) if needs[4] else None)
 
 
 def _backward_channels(ctx, p, g, gl, du, ddelta, dz, dh0, dA, dD, dbias, B, C, needs):
