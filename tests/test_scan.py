@@ -342,6 +342,50 @@ def test_lanes_strong_decays(monkeypatch):
         np.testing.assert_allclose(a / scale, b / scale, rtol=2e-4, atol=2e-4)
 
 
+@pytest.mark.parametrize("layout,blocks32,blocks64", [("var-var", 4, 4), ("grp-var", 2, 4), ("var-grp1", 4, 4)])
+@pytest.mark.parametrize("n", [3, 16, 20])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lanes_blocks_per_item(monkeypatch, layout, blocks32, blocks64, n, dtype):
+    """Backward items of several lane blocks (their dB / dC terms added as vectors before the lane sums):
+    dB and dC as with one block per item up to rounding, every other gradient bitwise equal; values
+    against the NumPy loop."""
+    monkeypatch.setattr(S, "_CHUNK", 8)
+    monkeypatch.setattr(S, "_LANE_MIN_ITEMS", 1)
+    bk, ck = layout.split("-")
+    d, L = 64, 21
+    args, sp = _select(make_inputs(b=2, d=d, L=L, n=n, b_kind=bk, c_kind=ck, dtype=dtype), "all")
+    spec = S._validate(*[_T(a) for a in args], None)
+    assert S._use_lanes(spec, np.dtype(dtype))
+    assert S._lane_blocks(spec, np.dtype(dtype)) == (blocks32 if dtype == np.float32 else blocks64)
+    r = rng(7)
+    g_out, g_last = r.standard_normal((2, d, L)).astype(dtype), r.standard_normal((2, d, n)).astype(dtype)
+    out, last, grads = _grads(args, sp, g_out, g_last)
+    ref_out, ref_h = np_scan(*args, softplus=sp)
+    tol = dict(rtol=1e-11, atol=1e-11) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-5)
+    np.testing.assert_allclose(out, ref_out, **tol)
+    np.testing.assert_allclose(last, ref_h, **tol)
+    monkeypatch.setattr(S, "_LANE_MAX_BLOCKS", 1)
+    assert S._lane_blocks(spec, np.dtype(dtype)) == 1
+    out1, last1, grads1 = _grads(args, sp, g_out, g_last)
+    np.testing.assert_array_equal(out, out1)
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-5)
+    for k, (a, b) in enumerate(zip(grads, grads1)):
+        if k in (3, 4):      # dB, dC: the same terms, added in another order
+            scale = max(1.0, np.abs(b).max())
+            np.testing.assert_allclose(a / scale, b / scale, **tol)
+        else:
+            np.testing.assert_array_equal(a, b)
+
+
+def test_lanes_blocks_gradcheck(monkeypatch):
+    monkeypatch.setattr(S, "_CHUNK", 4)
+    monkeypatch.setattr(S, "_LANE_MIN_ITEMS", 1)
+    args, sp = _select(make_inputs(b=1, d=32, L=7, n=3), "all")
+    spec = S._validate(*[_T(a) for a in args], None)
+    assert S._lane_blocks(spec, np.dtype(np.float64)) == 4
+    gradcheck(lambda T, *xs: _call(T, list(xs), sp), args)
+
+
 @pytest.mark.parametrize("layout", ["var-var", "grp-var"])
 def test_lanes_gradcheck(monkeypatch, layout):
     monkeypatch.setattr(S, "_CHUNK", 4)

@@ -230,11 +230,14 @@ CG_LINLINE LV CG_L(cg_lvec)(const LT *p)
     return v;
 }
 
-/* Bytes of workspace for one item (chunk steps per chunk, NP padded state size). */
-static inline size_t CG_L(cg_lscan_ws_bytes)(ptrdiff_t chunk, ptrdiff_t NP)
+/* Bytes of workspace for one item (chunk steps per chunk, NP padded state size, K blocks of LW channels
+ * in a backward item). */
+static inline size_t CG_L(cg_lscan_ws_bytes)(ptrdiff_t chunk, ptrdiff_t NP, ptrdiff_t K)
 {
-    ptrdiff_t nvec = 4 * NP + CG_LBUF * chunk + 2 * chunk * NP + CG_LSUB * NP;
-    return (size_t)nvec * sizeof(LV) + (size_t)NP * LW * sizeof(double) + 64;
+    const ptrdiff_t fwd = 2 * NP + 6 * chunk + CG_LSUB * NP;
+    const ptrdiff_t bwd = 2 * K * NP + K + 2 * NP + CG_LBUF * chunk + 2 * chunk * NP + (K > 1 ? 2 * chunk * NP : 0);
+    const ptrdiff_t nvec = fwd > bwd ? fwd : bwd;
+    return (size_t)nvec * sizeof(LV) + (size_t)K * (NP + 2) * LW * sizeof(double) + 64;
 }
 
 #if defined(__GNUC__) && !defined(__clang__) && LW == 16
@@ -476,10 +479,14 @@ CG_LINLINE void CG_L(cg_lscan_steps)(ptrdiff_t nt, ptrdiff_t n, ptrdiff_t NP, LV
 
 /* The reverse recurrence through one chunk (E, H, hs from the recompute; dh: the gradient of the
  * state leaving the chunk, updated to the one entering it). Writes ddtT (through softplus), adds
- * the state's u term to duT, sums dA's chunk part into dAc and writes the item's dB / dC rows. */
+ * the state's u term to duT and sums dA's chunk part into dAc. The terms of dB / dC (lane vectors
+ * over the channels) are either summed over the lanes and written as the block's rows (dB / dC), or,
+ * when several blocks share the rows, added into PB / PC (vector t * n + i; cg_lscan_tree_rows
+ * sums their lanes once every block is in). */
 CG_LINLINE void CG_L(cg_lscan_reverse)(ptrdiff_t nt, ptrdiff_t n, ptrdiff_t NP, ptrdiff_t L, ptrdiff_t c0,
     const LT *b0, const LT *cc0, const LV *E, const LV *H, const LV *hs, const LV *gyT, const LV *dtT,
-    const LV *xT, const LV *uT, const LV *sigT, const LV *AT, LV *dh, LV *dAc, LT *dB, LT *dC, LV *ddtT, LV *duT)
+    const LV *xT, const LV *uT, const LV *sigT, const LV *AT, LV *dh, LV *dAc, LT *dB, LT *dC, LV *PB, LV *PC,
+    LV *ddtT, LV *duT)
 {
     const LV vzero = {0};
     LT part[LW];
@@ -509,8 +516,18 @@ CG_LINLINE void CG_L(cg_lscan_reverse)(ptrdiff_t nt, ptrdiff_t n, ptrdiff_t NP, 
                         pc[j] = pb[j] = vzero;
                     }
                 }
-                xc[q] = CG_L(cg_lsum4)(pc[0], pc[1], pc[2], pc[3]);
-                xb[q] = CG_L(cg_lsum4)(pb[0], pb[1], pb[2], pb[3]);
+                if (PC || PB) {
+                    for (int j = 0; j < 4; j++) {
+                        const ptrdiff_t i = g + 4 * q + j;
+                        if (i < n) {
+                            if (PC) PC[t * n + i] += pc[j];
+                            if (PB) PB[t * n + i] += pb[j];
+                        }
+                    }
+                } else {
+                    xc[q] = CG_L(cg_lsum4)(pc[0], pc[1], pc[2], pc[3]);
+                    xb[q] = CG_L(cg_lsum4)(pb[0], pb[1], pb[2], pb[3]);
+                }
             }
             const ptrdiff_t m = n - g < LW ? n - g : LW;
             if (dC) {
@@ -526,6 +543,26 @@ CG_LINLINE void CG_L(cg_lscan_reverse)(ptrdiff_t nt, ptrdiff_t n, ptrdiff_t NP, 
         ddtT[t] = (s1v + s2v * uT[t]) * sigT[t];            /* through softplus */
         duT[t] += s2v * dtv;
     }
+}
+
+/* dst[i * L + c0 + t] = the sum over the lanes of P[t * n + i] (t < nt, i < n), by the same tree as the
+ * reverse's own rows. */
+CG_LINLINE void CG_L(cg_lscan_tree_rows)(ptrdiff_t nt, ptrdiff_t n, ptrdiff_t L, ptrdiff_t c0, const LV *P, LT *dst)
+{
+    const LV vzero = {0};
+    LT part[LW];
+    for (ptrdiff_t t = 0; t < nt; t++)
+        for (ptrdiff_t g = 0; g < n; g += LW) {
+            LV x[LW / 4];
+            for (int q = 0; q < LW / 4; q++) {
+                LV v[4];
+                for (int j = 0; j < 4; j++) v[j] = g + 4 * q + j < n ? P[t * n + g + 4 * q + j] : vzero;
+                x[q] = CG_L(cg_lsum4)(v[0], v[1], v[2], v[3]);
+            }
+            CG_L(cg_lsum_fin)(x, part);
+            const ptrdiff_t m = n - g < LW ? n - g : LW;
+            for (ptrdiff_t k = 0; k < m; k++) dst[(g + k) * L + c0 + t] = part[k];
+        }
 }
 
 CG_CLONES static void CG_L(cg_lscan_fwd)(ptrdiff_t L, ptrdiff_t n, ptrdiff_t NP, ptrdiff_t chunk, const LT *u,
@@ -583,98 +620,137 @@ CG_CLONES static void CG_L(cg_lscan_fwd)(ptrdiff_t L, ptrdiff_t n, ptrdiff_t NP,
         for (ptrdiff_t i = 0; i < NP; i++) last[l * NP + i] = i < n ? h[i][l] : (LT)0;
 }
 
-CG_CLONES static void CG_L(cg_lscan_bwd)(ptrdiff_t L, ptrdiff_t n, ptrdiff_t NP, ptrdiff_t chunk, const LT *u,
-    const LT *delta, const LT *z, const LT *A, const LT *Bp, const LT *Cp, const LT *D, const LT *bias,
+/* The backward of one work item: K blocks of LW consecutive channels that share their B / C rows (rows of
+ * block k start k * LW rows after the item's pointers). The blocks run one after the other through each
+ * chunk; with K > 1 their dB / dC terms are added up as vectors (PB / PC) and summed over the lanes once
+ * per chunk, which saves K - 1 of every K lane trees. */
+CG_CLONES static void CG_L(cg_lscan_bwd)(ptrdiff_t L, ptrdiff_t n, ptrdiff_t NP, ptrdiff_t chunk, ptrdiff_t K,
+    const LT *u, const LT *delta, const LT *z, const LT *A, const LT *Bp, const LT *Cp, const LT *D, const LT *bias,
     int softplus, const LT *states, ptrdiff_t s_ch, const LT *gout, const LT *glast, LT *du, LT *ddelta, LT *dz,
     LT *dh0, double *dA, double *dD, double *dbias, LT *dB, LT *dC, void *ws)
 {
-    LV *AT = (LV *)ws, *dh = AT + NP, *hs = dh + NP, *dAc = hs + NP;
+    /* per block: AT, dh (NP vectors each), amax, dAacc (NP * LW doubles), sD, sb (LW doubles each) */
+    LV *ATs = (LV *)ws, *dhs = ATs + K * NP, *amaxs = dhs + K * NP, *hs = amaxs + K, *dAc = hs + NP;
     LV *dtT = dAc + NP, *sigT = dtT + chunk, *uT = sigT + chunk, *xT = uT + chunk, *yT = xT + chunk;
     LV *gT = yT + chunk, *zT = gT + chunk, *gyT = zT + chunk, *dzT = gyT + chunk, *ddtT = dzT + chunk;
     LV *duT = ddtT + chunk, *E = duT + chunk, *H = E + chunk * NP;
-    double *dAacc = (double *)(H + chunk * NP + CG_LSUB * NP);
-    const LV vzero = {0}, Dv = CG_L(cg_lvec)(D);
-    double sD[LW], sb[LW];
+    LV *PC = H + chunk * NP, *PB = PC + (K > 1 ? chunk * NP : 0);
+    double *dAaccs = (double *)(PB + (K > 1 ? chunk * NP : 0)), *sDs = dAaccs + K * NP * LW, *sbs = sDs + K * LW;
+    const LV vzero = {0};
     const ptrdiff_t n_chunks = (L + chunk - 1) / chunk;
-    for (ptrdiff_t i = 0; i < n; i++)
-        for (int l = 0; l < LW; l++) {
-            AT[i][l] = A[l * NP + i];
-            dh[i][l] = glast ? glast[l * NP + i] : (LT)0;
-        }
-    const LV amax = CG_L(cg_lscan_amax)(n, AT);
-    for (int l = 0; l < LW; l++) sD[l] = sb[l] = 0.0;
-    memset(dAacc, 0, (size_t)NP * LW * sizeof(double));
+    for (ptrdiff_t k = 0; k < K; k++) {
+        LV *AT = ATs + k * NP, *dh = dhs + k * NP;
+        const LT *Ak = A + k * LW * NP, *gl = glast ? glast + k * LW * NP : NULL;
+        for (ptrdiff_t i = 0; i < n; i++)
+            for (int l = 0; l < LW; l++) {
+                AT[i][l] = Ak[l * NP + i];
+                dh[i][l] = gl ? gl[l * NP + i] : (LT)0;
+            }
+        amaxs[k] = CG_L(cg_lscan_amax)(n, AT);
+    }
+    memset(dAaccs, 0, (size_t)K * (NP + 2) * LW * sizeof(double));
     for (ptrdiff_t ci = n_chunks - 1; ci >= 0; ci--) {
         const ptrdiff_t c0 = ci * chunk, nt = L - c0 < chunk ? L - c0 : chunk;
         const LT *b0 = Bp + c0 * NP, *cc0 = Cp + c0 * NP;
-        /* recompute the chunk from its entry state */
-        for (ptrdiff_t i = 0; i < n; i++)
-            for (int l = 0; l < LW; l++) hs[i][l] = states[l * s_ch + ci * NP + i];
-        CG_L(cg_lscan_load)(nt, L, u + c0, delta + c0, bias, softplus, dtT, sigT, uT, xT, zT);
-        if (ci > 0) {                                       /* the next chunk is ci - 1 */
-            const ptrdiff_t c1 = c0 - chunk;
-            CG_L(cg_lprefetch)(u + c1, L, chunk, 0);
-            CG_L(cg_lprefetch)(delta + c1, L, chunk, 0);
-            CG_L(cg_lprefetch)(z ? z + c1 : NULL, L, chunk, 0);
-            CG_L(cg_lprefetch)(gout + c1, L, chunk, 0);
-            CG_L(cg_lprefetch)(du + c1, L, chunk, 1);
-            CG_L(cg_lprefetch)(ddelta + c1, L, chunk, 1);
-            CG_L(cg_lprefetch)(z ? dz + c1 : NULL, L, chunk, 1);
+        if (K > 1) {
+            if (dC) memset(PC, 0, (size_t)nt * n * sizeof(LV));
+            if (dB) memset(PB, 0, (size_t)nt * n * sizeof(LV));
         }
-        if (n == 16) {
-            CG_L(cg_lscan_decay)(nt, 16, dtT, AT, amax, E);
-            CG_L(cg_lscan_steps)(nt, 16, NP, hs, E, xT, b0, cc0, yT, H);
-        } else {
-            CG_L(cg_lscan_decay)(nt, n, dtT, AT, amax, E);
-            CG_L(cg_lscan_steps)(nt, n, NP, hs, E, xT, b0, cc0, yT, H);
-        }
-        /* output side: gradients of y (gyT), z, D and the direct u term (duT) */
-        if (D)
-            for (ptrdiff_t t = 0; t < nt; t++) yT[t] += Dv * uT[t];
-        CG_L(cg_lt_in)(gout + c0, L, nt, gT);
-        if (z) CG_L(cg_lt_in)(z + c0, L, nt, zT);
-#ifdef CG_LEXP_VECTOR
-        if (z)
-            for (ptrdiff_t t = 0; t < nt; t++) {
-                const LV zz = zT[t], s = CG_L(cg_lsigmoid_e)(zz, CG_L(cg_lexp_negabs)(zz));
-                dzT[t] = gT[t] * yT[t] * (s * (1.0f + zz * (1.0f - s)));
-                gyT[t] = gT[t] * (zz * s);
+        for (ptrdiff_t k = 0; k < K; k++) {
+            const ptrdiff_t ro = k * LW * L;                /* block k's rows of the (channel, L) arrays */
+            LV *AT = ATs + k * NP, *dh = dhs + k * NP;
+            const LV amax = amaxs[k], Dv = CG_L(cg_lvec)(D ? D + k * LW : NULL);
+            /* recompute the chunk from its entry state */
+            for (ptrdiff_t i = 0; i < n; i++)
+                for (int l = 0; l < LW; l++) hs[i][l] = states[(k * LW + l) * s_ch + ci * NP + i];
+            CG_L(cg_lscan_load)(nt, L, u + ro + c0, delta + ro + c0, bias ? bias + k * LW : NULL, softplus, dtT,
+                                sigT, uT, xT, zT);
+            /* prefetch what comes next: the next block's rows of this chunk, or the first block's of chunk ci - 1 */
+            if (k + 1 < K || ci > 0) {
+                const ptrdiff_t r1 = k + 1 < K ? ro + LW * L + c0 : c0 - chunk;
+                const ptrdiff_t n1 = k + 1 < K ? nt : chunk;
+                CG_L(cg_lprefetch)(u + r1, L, n1, 0);
+                CG_L(cg_lprefetch)(delta + r1, L, n1, 0);
+                CG_L(cg_lprefetch)(z ? z + r1 : NULL, L, n1, 0);
+                CG_L(cg_lprefetch)(gout + r1, L, n1, 0);
+                CG_L(cg_lprefetch)(du + r1, L, n1, 1);
+                CG_L(cg_lprefetch)(ddelta + r1, L, n1, 1);
+                CG_L(cg_lprefetch)(z ? dz + r1 : NULL, L, n1, 1);
             }
-        else
-            for (ptrdiff_t t = 0; t < nt; t++) gyT[t] = gT[t];
+            if (n == 16) {
+                CG_L(cg_lscan_decay)(nt, 16, dtT, AT, amax, E);
+                CG_L(cg_lscan_steps)(nt, 16, NP, hs, E, xT, b0, cc0, yT, H);
+            } else {
+                CG_L(cg_lscan_decay)(nt, n, dtT, AT, amax, E);
+                CG_L(cg_lscan_steps)(nt, n, NP, hs, E, xT, b0, cc0, yT, H);
+            }
+            /* output side: gradients of y (gyT), z, D and the direct u term (duT) */
+            if (D)
+                for (ptrdiff_t t = 0; t < nt; t++) yT[t] += Dv * uT[t];
+            CG_L(cg_lt_in)(gout + ro + c0, L, nt, gT);
+            if (z) CG_L(cg_lt_in)(z + ro + c0, L, nt, zT);
+#ifdef CG_LEXP_VECTOR
+            if (z)
+                for (ptrdiff_t t = 0; t < nt; t++) {
+                    const LV zz = zT[t], s = CG_L(cg_lsigmoid_e)(zz, CG_L(cg_lexp_negabs)(zz));
+                    dzT[t] = gT[t] * yT[t] * (s * (1.0f + zz * (1.0f - s)));
+                    gyT[t] = gT[t] * (zz * s);
+                }
+            else
+                for (ptrdiff_t t = 0; t < nt; t++) gyT[t] = gT[t];
 #else
-        CG_L(cg_scan_gout)(nt * LW, (const LT *)gT, (const LT *)yT, (const LT *)uT, (LT)0,
-                           z ? (const LT *)zT : NULL, (LT *)gyT, (LT *)dzT, (LT *)duT);
+            CG_L(cg_scan_gout)(nt * LW, (const LT *)gT, (const LT *)yT, (const LT *)uT, (LT)0,
+                               z ? (const LT *)zT : NULL, (LT *)gyT, (LT *)dzT, (LT *)duT);
 #endif
-        if (z) CG_L(cg_lt_out)(dzT, nt, dz + c0, L);
-        LV acc = vzero;
-        for (ptrdiff_t t = 0; t < nt; t++) {
-            acc += gyT[t] * uT[t];
-            duT[t] = gyT[t] * Dv;
+            if (z) CG_L(cg_lt_out)(dzT, nt, dz + ro + c0, L);
+            LV acc = vzero;
+            for (ptrdiff_t t = 0; t < nt; t++) {
+                acc += gyT[t] * uT[t];
+                duT[t] = gyT[t] * Dv;
+            }
+            for (int l = 0; l < LW; l++) sDs[k * LW + l] += (double)acc[l];
+            /* reverse recurrence (n = 16, Mamba's default state size, gets constant loop bounds) */
+            if (K == 1) {
+                if (n == 16)
+                    CG_L(cg_lscan_reverse)(nt, 16, NP, L, c0, b0, cc0, E, H, hs, gyT, dtT, xT, uT, sigT, AT, dh,
+                                           dAc, dB, dC, NULL, NULL, ddtT, duT);
+                else
+                    CG_L(cg_lscan_reverse)(nt, n, NP, L, c0, b0, cc0, E, H, hs, gyT, dtT, xT, uT, sigT, AT, dh,
+                                           dAc, dB, dC, NULL, NULL, ddtT, duT);
+            } else {
+                if (n == 16)
+                    CG_L(cg_lscan_reverse)(nt, 16, NP, L, c0, b0, cc0, E, H, hs, gyT, dtT, xT, uT, sigT, AT, dh,
+                                           dAc, NULL, NULL, dB ? PB : NULL, dC ? PC : NULL, ddtT, duT);
+                else
+                    CG_L(cg_lscan_reverse)(nt, n, NP, L, c0, b0, cc0, E, H, hs, gyT, dtT, xT, uT, sigT, AT, dh,
+                                           dAc, NULL, NULL, dB ? PB : NULL, dC ? PC : NULL, ddtT, duT);
+            }
+            double *dAacc = dAaccs + k * NP * LW;
+            for (ptrdiff_t i = 0; i < n; i++)
+                for (int l = 0; l < LW; l++) dAacc[i * LW + l] += (double)dAc[i][l];
+            acc = vzero;
+            for (ptrdiff_t t = 0; t < nt; t++) acc += ddtT[t];
+            for (int l = 0; l < LW; l++) sbs[k * LW + l] += (double)acc[l];
+            CG_L(cg_lt_out)(ddtT, nt, ddelta + ro + c0, L);
+            CG_L(cg_lt_out)(duT, nt, du + ro + c0, L);
         }
-        for (int l = 0; l < LW; l++) sD[l] += (double)acc[l];
-        /* reverse recurrence (n = 16, Mamba's default state size, gets constant loop bounds) */
-        if (n == 16)
-            CG_L(cg_lscan_reverse)(nt, 16, NP, L, c0, b0, cc0, E, H, hs, gyT, dtT, xT, uT, sigT, AT, dh, dAc,
-                                   dB, dC, ddtT, duT);
-        else
-            CG_L(cg_lscan_reverse)(nt, n, NP, L, c0, b0, cc0, E, H, hs, gyT, dtT, xT, uT, sigT, AT, dh, dAc,
-                                   dB, dC, ddtT, duT);
-        for (ptrdiff_t i = 0; i < n; i++)
-            for (int l = 0; l < LW; l++) dAacc[i * LW + l] += (double)dAc[i][l];
-        acc = vzero;
-        for (ptrdiff_t t = 0; t < nt; t++) acc += ddtT[t];
-        for (int l = 0; l < LW; l++) sb[l] += (double)acc[l];
-        CG_L(cg_lt_out)(ddtT, nt, ddelta + c0, L);
-        CG_L(cg_lt_out)(duT, nt, du + c0, L);
+        if (K > 1) {
+            if (dC) CG_L(cg_lscan_tree_rows)(nt, n, L, c0, PC, dC);
+            if (dB) CG_L(cg_lscan_tree_rows)(nt, n, L, c0, PB, dB);
+        }
     }
-    for (int l = 0; l < LW; l++) {
-        for (ptrdiff_t i = 0; i < NP; i++) {
-            dA[l * NP + i] = i < n ? dAacc[i * LW + l] : 0.0;
-            if (dh0) dh0[l * NP + i] = i < n ? dh[i][l] : (LT)0;
+    for (ptrdiff_t k = 0; k < K; k++) {
+        const LV *dh = dhs + k * NP;
+        const double *dAacc = dAaccs + k * NP * LW;
+        for (int l = 0; l < LW; l++) {
+            const ptrdiff_t ch = k * LW + l;
+            for (ptrdiff_t i = 0; i < NP; i++) {
+                dA[ch * NP + i] = i < n ? dAacc[i * LW + l] : 0.0;
+                if (dh0) dh0[ch * NP + i] = i < n ? dh[i][l] : (LT)0;
+            }
+            dD[ch] = sDs[k * LW + l];
+            dbias[ch] = sbs[k * LW + l];
         }
-        dD[l] = sD[l];
-        dbias[l] = sb[l];
     }
 }
 

@@ -330,8 +330,8 @@ cdef extern from *:
     void cg_lexp_array_f(float *x, Py_ssize_t m) nogil
     void cg_lsoftplus_array_f(float *x, float *sig, Py_ssize_t m) nogil
     void *cg_lscan_alloc(size_t nbytes) nogil
-    size_t cg_lscan_ws_bytes_f(Py_ssize_t chunk, Py_ssize_t NP) nogil
-    size_t cg_lscan_ws_bytes_d(Py_ssize_t chunk, Py_ssize_t NP) nogil
+    size_t cg_lscan_ws_bytes_f(Py_ssize_t chunk, Py_ssize_t NP, Py_ssize_t K) nogil
+    size_t cg_lscan_ws_bytes_d(Py_ssize_t chunk, Py_ssize_t NP, Py_ssize_t K) nogil
     void cg_lscan_fwd_f(Py_ssize_t L, Py_ssize_t n, Py_ssize_t NP, Py_ssize_t chunk, const float *u,
                         const float *delta, const float *z, const float *A, const float *Bp, const float *Cp,
                         const float *D, const float *bias, int softplus, const float *h0, float *out,
@@ -340,12 +340,14 @@ cdef extern from *:
                         const double *delta, const double *z, const double *A, const double *Bp,
                         const double *Cp, const double *D, const double *bias, int softplus, const double *h0,
                         double *out, double *states, Py_ssize_t s_ch, double *last, void *ws) nogil
-    void cg_lscan_bwd_f(Py_ssize_t L, Py_ssize_t n, Py_ssize_t NP, Py_ssize_t chunk, const float *u,
+    void cg_lscan_bwd_f(Py_ssize_t L, Py_ssize_t n, Py_ssize_t NP, Py_ssize_t chunk, Py_ssize_t K,
+                        const float *u,
                         const float *delta, const float *z, const float *A, const float *Bp, const float *Cp,
                         const float *D, const float *bias, int softplus, const float *states, Py_ssize_t s_ch,
                         const float *gout, const float *glast, float *du, float *ddelta, float *dz, float *dh0,
                         double *dA, double *dD, double *dbias, float *dB, float *dC, void *ws) nogil
-    void cg_lscan_bwd_d(Py_ssize_t L, Py_ssize_t n, Py_ssize_t NP, Py_ssize_t chunk, const double *u,
+    void cg_lscan_bwd_d(Py_ssize_t L, Py_ssize_t n, Py_ssize_t NP, Py_ssize_t chunk, Py_ssize_t K,
+                        const double *u,
                         const double *delta, const double *z, const double *A, const double *Bp,
                         const double *Cp, const double *D, const double *bias, int softplus,
                         const double *states, Py_ssize_t s_ch, const double *gout, const double *glast,
@@ -649,11 +651,11 @@ def lane_width(dtype):
     return 16 if dtype.itemsize == 4 else 8
 
 
-cdef inline size_t _lws(floating dummy, Py_ssize_t chunk, Py_ssize_t NP) noexcept nogil:
+cdef inline size_t _lws(floating dummy, Py_ssize_t chunk, Py_ssize_t NP, Py_ssize_t K) noexcept nogil:
     if floating is float:
-        return cg_lscan_ws_bytes_f(chunk, NP)
+        return cg_lscan_ws_bytes_f(chunk, NP, K)
     else:
-        return cg_lscan_ws_bytes_d(chunk, NP)
+        return cg_lscan_ws_bytes_d(chunk, NP, K)
 
 
 cdef inline void _lfwd(Py_ssize_t L, Py_ssize_t n, Py_ssize_t NP, Py_ssize_t chunk, const floating *u,
@@ -667,38 +669,42 @@ cdef inline void _lfwd(Py_ssize_t L, Py_ssize_t n, Py_ssize_t NP, Py_ssize_t chu
         cg_lscan_fwd_d(L, n, NP, chunk, u, delta, z, A, Bp, Cp, D, bias, softplus, h0, out, states, s_ch, last, ws)
 
 
-cdef inline void _lbwd(Py_ssize_t L, Py_ssize_t n, Py_ssize_t NP, Py_ssize_t chunk, const floating *u,
+cdef inline void _lbwd(Py_ssize_t L, Py_ssize_t n, Py_ssize_t NP, Py_ssize_t chunk, Py_ssize_t K, const floating *u,
                        const floating *delta, const floating *z, const floating *A, const floating *Bp,
                        const floating *Cp, const floating *D, const floating *bias, bint softplus,
                        const floating *states, Py_ssize_t s_ch, const floating *gout, const floating *glast,
                        floating *du, floating *ddelta, floating *dz, floating *dh0, double *dA, double *dD,
                        double *dbias, floating *dB, floating *dC, void *ws) noexcept nogil:
     if floating is float:
-        cg_lscan_bwd_f(L, n, NP, chunk, u, delta, z, A, Bp, Cp, D, bias, softplus, states, s_ch, gout, glast,
+        cg_lscan_bwd_f(L, n, NP, chunk, K, u, delta, z, A, Bp, Cp, D, bias, softplus, states, s_ch, gout, glast,
                        du, ddelta, dz, dh0, dA, dD, dbias, dB, dC, ws)
     else:
-        cg_lscan_bwd_d(L, n, NP, chunk, u, delta, z, A, Bp, Cp, D, bias, softplus, states, s_ch, gout, glast,
+        cg_lscan_bwd_d(L, n, NP, chunk, K, u, delta, z, A, Bp, Cp, D, bias, softplus, states, s_ch, gout, glast,
                        du, ddelta, dz, dh0, dA, dD, dbias, dB, dC, ws)
 
 
 cdef Py_ssize_t _lane_items(Py_ssize_t dim, Py_ssize_t L, Py_ssize_t NP, Py_ssize_t W, tuple b_geom,
-                            tuple c_geom, Py_ssize_t chunk, Py_ssize_t n, Py_ssize_t state_chunks) except -1:
-    """Validate the arguments of a lane kernel; return the work items per batch element.
+                            tuple c_geom, Py_ssize_t chunk, Py_ssize_t n, Py_ssize_t state_chunks,
+                            Py_ssize_t K=1) except -1:
+    """Validate the arguments of a lane kernel; return the work items (of K blocks of W channels) per batch
+    element.
 
     ``state_chunks``: the chunks the states array holds, or -1 when there is no states array."""
+    if K < 1 or K > 64:
+        raise ValueError(f"blocks per item must be in [1, 64], got {K}")
     if chunk < 1 or chunk > 4096:
         raise ValueError(f"chunk must be in [1, 4096], got {chunk}")
     if n < 1 or n > NP:
         raise ValueError(f"state size n = {n} must be in [1, NP = {NP}]")
     for geom, name in ((b_geom, "B"), (c_geom, "C")):
-        if geom[3] != NP or geom[1] % W != 0 or geom[0] == 0:
+        if geom[3] != NP or geom[1] % (W * K) != 0 or geom[0] == 0:
             raise ValueError(f"lane kernels need time-varying {name} rows of {NP} with groups of a multiple of "
-                             f"{W} channels, got geometry {geom}")
-    if dim % W != 0:
-        raise ValueError(f"lane kernels need dim % {W} == 0, got dim = {dim}")
+                             f"{W * K} channels, got geometry {geom}")
+    if dim % (W * K) != 0:
+        raise ValueError(f"lane kernels need dim % {W * K} == 0, got dim = {dim}")
     if state_chunks >= 0 and state_chunks != (L + chunk - 1) // chunk:
         raise ValueError(f"states must hold {(L + chunk - 1) // chunk} chunks, got {state_chunks}")
-    return dim // W
+    return dim // (W * K)
 
 
 cdef inline void _sum_items(const floating *part, Py_ssize_t count, Py_ssize_t stride, Py_ssize_t L,
@@ -759,7 +765,7 @@ def selective_scan_forward_lanes(
     n_items = batch * per_b
     s_ch = (L + chunk - 1) // chunk * NP
     with nogil, parallel(num_threads=n_threads_for(n_items * W * L * (NP + 4))):
-        ws = cg_lscan_alloc(_lws(<floating> 0, chunk, NP))
+        ws = cg_lscan_alloc(_lws(<floating> 0, chunk, NP, 1))
         for w in prange(n_items, schedule="dynamic"):
             if ws == NULL:
                 failed[0] = 1
@@ -806,10 +812,12 @@ def selective_scan_backward_lanes(
     floating[:, :, :, ::1] dC,          # OUT as dB
     floating[:, :, :, ::1] dB_sum,      # OUT (batch, groups of B, n, L) or (0, 0, 0, 0)
     floating[:, :, :, ::1] dC_sum,      # OUT (batch, groups of C, n, L) or (0, 0, 0, 0)
+    Py_ssize_t blocks=1,                # IN K: blocks of LANES channels per work item
 ):
     """Selective scan backward on channel lanes (contract of ``selective_scan_backward``, except that the
-    dB / dC partials are one row per (batch, item of LANES channels, step)). Given dB_sum / dC_sum, the
-    partials are also summed into them as lane_partials_sum does, in the same parallel region."""
+    dB / dC partials are one row per (batch, item, step), an item being ``blocks`` blocks of LANES channels
+    that share their B / C rows). Given dB_sum / dC_sum, the partials are also summed into them as
+    lane_partials_sum does, in the same parallel region."""
     cdef Py_ssize_t batch = u.shape[0], dim = u.shape[1], L = u.shape[2], NP = A.shape[1]
     cdef Py_ssize_t W = 16 if floating is float else 8
     cdef Py_ssize_t b_sb = b_geom[0], b_q = b_geom[1], b_sg = b_geom[2]
@@ -823,7 +831,7 @@ def selective_scan_backward_lanes(
     failed[0] = 0
     if batch * dim == 0 or L == 0:
         return
-    per_b = _lane_items(dim, L, NP, W, b_geom, c_geom, chunk, n, states.shape[2])
+    per_b = _lane_items(dim, L, NP, W, b_geom, c_geom, chunk, n, states.shape[2], blocks)
     n_items = batch * per_b
     for part, name in ((dB, "dB"), (dC, "dC")):
         if part.shape[0] > 0 and (part.shape[0] != batch or part.shape[1] != per_b or part.shape[2] != n
@@ -838,7 +846,7 @@ def selective_scan_backward_lanes(
     cdef double *acc
     s_ch = (L + chunk - 1) // chunk * NP
     with nogil, parallel(num_threads=n_threads_for(n_items * W * L * (2 * NP + 8))):
-        ws = cg_lscan_alloc(_lws(<floating> 0, chunk, NP))
+        ws = cg_lscan_alloc(_lws(<floating> 0, chunk, NP, blocks))
         acc = <double*> _alloc(L * sizeof(double)) if rows_B + rows_C > 0 else NULL
         for w in prange(n_items, schedule="dynamic"):
             if ws == NULL:
@@ -846,8 +854,8 @@ def selective_scan_backward_lanes(
             else:
                 b = w // per_b
                 k = w % per_b
-                d0 = k * W
-                _lbwd(L, n, NP, chunk, &u[b, d0, 0], &delta[b, d0, 0],
+                d0 = k * W * blocks
+                _lbwd(L, n, NP, chunk, blocks, &u[b, d0, 0], &delta[b, d0, 0],
                       &z[b, d0, 0] if has_z else NULL, &A[d0, 0],
                       &B[0] + b * b_sb + (d0 // b_q) * b_sg, &C[0] + c_sb * b + (d0 // c_q) * c_sg,
                       &D[d0] if has_D else NULL,

@@ -51,6 +51,10 @@ _CHUNK = 64
 _MIN_BLOCKS = 16
 # Use the channel-lane kernels where the shapes allow (tests switch it off to check both paths).
 _LANES = True
+# The lane backward's work items: up to this many blocks of lane-width channels (sharing their B / C
+# rows) per item, as long as the items number at least _LANE_MIN_ITEMS. Shapes alone decide.
+_LANE_MAX_BLOCKS = 4
+_LANE_MIN_ITEMS = 8
 
 
 def _use_lanes(spec, kd):
@@ -59,6 +63,18 @@ def _use_lanes(spec, kd):
     w = _K.lane_width(kd)
     return (_LANES and spec.b_groups > 0 and spec.c_groups > 0 and spec.dim % w == 0
             and (spec.dim // spec.b_groups) % w == 0 and (spec.dim // spec.c_groups) % w == 0)
+
+
+def _lane_blocks(spec, kd):
+    """Blocks of lane-width channels per work item of the lane backward: the largest power of two up to
+    _LANE_MAX_BLOCKS that divides every group of B and C and leaves at least _LANE_MIN_ITEMS items."""
+    w = _K.lane_width(kd)
+    per_group = math.gcd(spec.dim // spec.b_groups, spec.dim // spec.c_groups) // w
+    k = 1
+    while (2 * k <= _LANE_MAX_BLOCKS and per_group % (2 * k) == 0
+           and spec.batch * spec.dim // (w * 2 * k) >= _LANE_MIN_ITEMS):
+        k *= 2
+    return k
 
 
 def _shape(t):
@@ -310,7 +326,8 @@ class SelectiveScan(Function):
 def _backward_lanes(ctx, p, g, gl, du, ddelta, dz, dh0, dA, dD, dbias, B, C, needs):
     """Run the lane backward kernel; return the gradients of B and C (or None)."""
     spec, kd = ctx.spec, ctx.kd
-    items = spec.dim // _K.lane_width(kd)
+    blocks = _lane_blocks(spec, kd)
+    items = spec.dim // (_K.lane_width(kd) * blocks)
 
     def partial(need):
         if not need:
@@ -324,7 +341,7 @@ def _backward_lanes(ctx, p, g, gl, du, ddelta, dz, dh0, dA, dD, dbias, B, C, nee
     dB, dC = summed(spec.b_groups, needs[3]), summed(spec.c_groups, needs[4])
     _K.selective_scan_backward_lanes(p.u, p.delta, p.A, p.B, p.b_geom, p.C, p.c_geom, p.D, p.z, p.bias,
                                      ctx.softplus, ctx.states, g, gl, ctx.chunk, spec.n,
-                                     du, ddelta, dz, dh0, dA, dD, dbias, dBp, dCp, dB, dC)
+                                     du, ddelta, dz, dh0, dA, dD, dbias, dBp, dCp, dB, dC, blocks)
     return (_grad(dB.reshape(B._data.shape), B) if needs[3] else None,
             _grad(dC.reshape(C._data.shape), C) if needs[4] else None)
 
