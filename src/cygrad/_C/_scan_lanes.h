@@ -300,9 +300,16 @@ CG_LINLINE cg_v16i CG_L(cg_lexp_fits)(LV v, LV s)
 
 CG_LINLINE int CG_L(cg_lall)(cg_v16i m)
 {
-    int r = -1;
-    for (int l = 0; l < LW; l++) r &= m[l];
-    return r != 0;
+    /* an AND tree over the lanes (gcc extracted them one by one from the plain loop) */
+    const cg_v16i s8 = {8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7};
+    const cg_v16i s4 = {4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11};
+    const cg_v16i s2 = {2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13};
+    const cg_v16i s1 = {1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14};
+    m &= __builtin_shuffle(m, s8);
+    m &= __builtin_shuffle(m, s4);
+    m &= __builtin_shuffle(m, s2);
+    m &= __builtin_shuffle(m, s1);
+    return m[0] != 0;
 }
 
 /* m ? a : b per lane (m: lanes of all ones or all zeros, as comparisons give) */
