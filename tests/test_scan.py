@@ -377,6 +377,56 @@ def test_lanes_blocks_per_item(monkeypatch, layout, blocks32, blocks64, n, dtype
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("kind", ["sum", "batch", "flipped"])
+def test_lanes_expanded_output_gradient(kind):
+    """The lane backward reads an expanded output gradient (the one of sum, or one broadcast over the batch)
+    in place, and copies others it cannot read (reversed rows); gradients as with the same values given
+    contiguous."""
+    from cygrad.ops import scan as S2
+    args, sp = _select(make_inputs(b=2, d=32, L=21, n=16, dtype=np.float32), "all")
+    row = rng(9).standard_normal((32, 21)).astype(np.float32)
+    g = {"sum": np.broadcast_to(np.float32(1.0), (2, 32, 21)), "batch": np.broadcast_to(row, (2, 32, 21)),
+         "flipped": np.broadcast_to(row, (2, 32, 21))[:, :, ::-1]}[kind]
+    rows = S2._gout_rows(g, np.dtype(np.float32))
+    if kind == "flipped":
+        assert rows.flags.c_contiguous
+    else:
+        assert not rows.flags.c_contiguous and rows.strides[0] == 0 and np.shares_memory(rows, g) == (kind == "batch")
+
+    def grads(gout):
+        ts = [_T(a, True) if a is not None else None for a in args]
+        out = CF.selective_scan(*ts[:5], *ts[5:], delta_softplus=sp)
+        out.backward(cygrad.tensor(gout) if isinstance(gout, np.ndarray) else gout)
+        return [t.grad.numpy() for t in ts]
+
+    ts = [_T(a, True) for a in args]
+    if kind == "sum":
+        CF.selective_scan(*ts[:5], *ts[5:], delta_softplus=sp).sum().backward()
+        got = [t.grad.numpy() for t in ts]
+    else:
+        got = grads(cygrad.Tensor._make(g))
+    want = grads(np.ascontiguousarray(g))
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_lanes_backward_rejects_bad_output_gradient():
+    from cygrad._C import scan as K
+    f = np.float32
+    u32, A32, B = np.zeros((1, 32, 4), f), np.zeros((32, 8), f), np.zeros(4 * 8, f)
+    geom = (4 * 8, 16, 4 * 8, 8)
+    e1, e3, e4 = np.empty(0, f), np.empty((0, 0, 0), f), np.empty((0, 0, 0, 0), f)
+    st = np.zeros((1, 32, 1, 8), f)
+    grads = [u32.copy(), u32.copy(), e3, e3, np.zeros((1, 32, 8)), np.zeros((1, 32)), np.zeros((1, 32))]
+    parts = [np.zeros((1, 2, 3, 4), f), np.zeros((1, 2, 3, 4), f), e4, e4]
+    for bad, match in ((np.zeros((1, 32, 5), f), "gout must have shape"),
+                       (np.zeros((1, 32, 8), f)[:, :, ::2], "contiguous rows"),
+                       (np.zeros((1, 32, 4), f)[:, ::-1], "contiguous rows")):
+        with pytest.raises(ValueError, match=match):
+            K.selective_scan_backward_lanes(u32, u32, A32, B, geom, B, geom, e1, e3, e1, False, st, bad, e3, 4, 3,
+                                            *grads, *parts)
+
+
 def test_lanes_blocks_gradcheck(monkeypatch):
     monkeypatch.setattr(S, "_CHUNK", 4)
     monkeypatch.setattr(S, "_LANE_MIN_ITEMS", 1)

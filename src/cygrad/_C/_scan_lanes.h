@@ -17,7 +17,8 @@
  * results depend on the shapes only, never on the thread count.
  *
  * Layouts (all pointers already offset to the item):
- *   u, delta, z, out, gout, du, ddelta, dz: rows of L (channel stride L);
+ *   u, delta, z, out, du, ddelta, dz: rows of L (channel stride L); gout: rows of L at a channel stride
+ *   g_ld (0 for an expanded gradient);
  *   A: rows of NP (channel stride NP), n real entries; h0 / last / glast / dh0 / dA: likewise;
  *   B, C: one row of NP per step (step stride NP), from step 0;
  *   states: the state entering chunk ci of channel l at l * s_ch + ci * NP;
@@ -633,7 +634,8 @@ CG_CLONES static void CG_L(cg_lscan_fwd)(ptrdiff_t L, ptrdiff_t n, ptrdiff_t NP,
  * per chunk, which saves K - 1 of every K lane trees. */
 CG_CLONES static void CG_L(cg_lscan_bwd)(ptrdiff_t L, ptrdiff_t n, ptrdiff_t NP, ptrdiff_t chunk, ptrdiff_t K,
     const LT *u, const LT *delta, const LT *z, const LT *A, const LT *Bp, const LT *Cp, const LT *D, const LT *bias,
-    int softplus, const LT *states, ptrdiff_t s_ch, const LT *gout, const LT *glast, LT *du, LT *ddelta, LT *dz,
+    int softplus, const LT *states, ptrdiff_t s_ch, const LT *gout, ptrdiff_t g_ld, const LT *glast, LT *du,
+    LT *ddelta, LT *dz,
     LT *dh0, double *dA, double *dD, double *dbias, LT *dB, LT *dC, void *ws)
 {
     /* per block: AT, dh (NP vectors each), amax, dAacc (NP * LW doubles), sD, sb (LW doubles each) */
@@ -679,7 +681,7 @@ CG_CLONES static void CG_L(cg_lscan_bwd)(ptrdiff_t L, ptrdiff_t n, ptrdiff_t NP,
                 CG_L(cg_lprefetch)(u + r1, L, n1, 0);
                 CG_L(cg_lprefetch)(delta + r1, L, n1, 0);
                 CG_L(cg_lprefetch)(z ? z + r1 : NULL, L, n1, 0);
-                CG_L(cg_lprefetch)(gout + r1, L, n1, 0);
+                CG_L(cg_lprefetch)(gout + (k + 1 < K ? (k + 1) * LW * g_ld + c0 : c0 - chunk), g_ld, n1, 0);
                 CG_L(cg_lprefetch)(du + r1, L, n1, 1);
                 CG_L(cg_lprefetch)(ddelta + r1, L, n1, 1);
                 CG_L(cg_lprefetch)(z ? dz + r1 : NULL, L, n1, 1);
@@ -694,7 +696,7 @@ CG_CLONES static void CG_L(cg_lscan_bwd)(ptrdiff_t L, ptrdiff_t n, ptrdiff_t NP,
             /* output side: gradients of y (gyT), z, D and the direct u term (duT) */
             if (D)
                 for (ptrdiff_t t = 0; t < nt; t++) yT[t] += Dv * uT[t];
-            CG_L(cg_lt_in)(gout + ro + c0, L, nt, gT);
+            CG_L(cg_lt_in)(gout + k * LW * g_ld + c0, g_ld, nt, gT);
             if (z) CG_L(cg_lt_in)(z + ro + c0, L, nt, zT);
 #ifdef CG_LEXP_VECTOR
             if (z)

@@ -344,13 +344,14 @@ cdef extern from *:
                         const float *u,
                         const float *delta, const float *z, const float *A, const float *Bp, const float *Cp,
                         const float *D, const float *bias, int softplus, const float *states, Py_ssize_t s_ch,
-                        const float *gout, const float *glast, float *du, float *ddelta, float *dz, float *dh0,
+                        const float *gout, Py_ssize_t g_ld, const float *glast, float *du, float *ddelta, float *dz,
+                        float *dh0,
                         double *dA, double *dD, double *dbias, float *dB, float *dC, void *ws) nogil
     void cg_lscan_bwd_d(Py_ssize_t L, Py_ssize_t n, Py_ssize_t NP, Py_ssize_t chunk, Py_ssize_t K,
                         const double *u,
                         const double *delta, const double *z, const double *A, const double *Bp,
                         const double *Cp, const double *D, const double *bias, int softplus,
-                        const double *states, Py_ssize_t s_ch, const double *gout, const double *glast,
+                        const double *states, Py_ssize_t s_ch, const double *gout, Py_ssize_t g_ld, const double *glast,
                         double *du, double *ddelta, double *dz, double *dh0, double *dA, double *dD,
                         double *dbias, double *dB, double *dC, void *ws) nogil
 
@@ -672,14 +673,14 @@ cdef inline void _lfwd(Py_ssize_t L, Py_ssize_t n, Py_ssize_t NP, Py_ssize_t chu
 cdef inline void _lbwd(Py_ssize_t L, Py_ssize_t n, Py_ssize_t NP, Py_ssize_t chunk, Py_ssize_t K, const floating *u,
                        const floating *delta, const floating *z, const floating *A, const floating *Bp,
                        const floating *Cp, const floating *D, const floating *bias, bint softplus,
-                       const floating *states, Py_ssize_t s_ch, const floating *gout, const floating *glast,
+                       const floating *states, Py_ssize_t s_ch, const floating *gout, Py_ssize_t g_ld, const floating *glast,
                        floating *du, floating *ddelta, floating *dz, floating *dh0, double *dA, double *dD,
                        double *dbias, floating *dB, floating *dC, void *ws) noexcept nogil:
     if floating is float:
-        cg_lscan_bwd_f(L, n, NP, chunk, K, u, delta, z, A, Bp, Cp, D, bias, softplus, states, s_ch, gout, glast,
+        cg_lscan_bwd_f(L, n, NP, chunk, K, u, delta, z, A, Bp, Cp, D, bias, softplus, states, s_ch, gout, g_ld, glast,
                        du, ddelta, dz, dh0, dA, dD, dbias, dB, dC, ws)
     else:
-        cg_lscan_bwd_d(L, n, NP, chunk, K, u, delta, z, A, Bp, Cp, D, bias, softplus, states, s_ch, gout, glast,
+        cg_lscan_bwd_d(L, n, NP, chunk, K, u, delta, z, A, Bp, Cp, D, bias, softplus, states, s_ch, gout, g_ld, glast,
                        du, ddelta, dz, dh0, dA, dD, dbias, dB, dC, ws)
 
 
@@ -797,7 +798,7 @@ def selective_scan_backward_lanes(
     const floating[::1] bias,           # IN (dim,) or empty
     bint softplus,                      # IN
     const floating[:, :, :, ::1] states,  # IN (batch, dim, ceil(L / chunk), NP) from the forward
-    const floating[:, :, ::1] gout,     # IN (batch, dim, L)
+    const floating[:, :, :] gout,       # IN (batch, dim, L), rows contiguous (other strides may be 0)
     const floating[:, :, ::1] glast,    # IN (batch, dim, NP) or (0, 0, 0)
     Py_ssize_t chunk,                   # IN same as the forward
     Py_ssize_t n,                       # IN real state size
@@ -833,6 +834,14 @@ def selective_scan_backward_lanes(
         return
     per_b = _lane_items(dim, L, NP, W, b_geom, c_geom, chunk, n, states.shape[2], blocks)
     n_items = batch * per_b
+    # gout: rows of L contiguous values at any channel / batch stride (0 for an expanded gradient)
+    if gout.shape[0] != batch or gout.shape[1] != dim or gout.shape[2] != L:
+        raise ValueError(f"gout must have shape {(batch, dim, L)}, got {tuple(gout.shape)[:3]}")
+    if (gout.strides[1] < 0 or gout.strides[1] % sizeof(floating) != 0 or gout.strides[0] < 0
+            or (gout.strides[2] != sizeof(floating) and L > 1)):
+        raise ValueError(f"gout needs contiguous rows at non-negative strides in whole elements, got strides "
+                         f"{tuple(gout.strides)[:3]}")
+    cdef Py_ssize_t g_ld = gout.strides[1] // sizeof(floating)
     for part, name in ((dB, "dB"), (dC, "dC")):
         if part.shape[0] > 0 and (part.shape[0] != batch or part.shape[1] != per_b or part.shape[2] != n
                                   or part.shape[3] != L):
@@ -860,7 +869,7 @@ def selective_scan_backward_lanes(
                       &B[0] + b * b_sb + (d0 // b_q) * b_sg, &C[0] + c_sb * b + (d0 // c_q) * c_sg,
                       &D[d0] if has_D else NULL,
                       &bias[d0] if has_bias else NULL, softplus,
-                      &states[b, d0, 0, 0], s_ch, &gout[b, d0, 0],
+                      &states[b, d0, 0, 0], s_ch, &gout[b, d0, 0], g_ld,
                       &glast[b, d0, 0] if has_glast else NULL,
                       &du[b, d0, 0], &ddelta[b, d0, 0], &dz[b, d0, 0] if has_z else NULL,
                       &dh0[b, d0, 0] if want_dh0 else NULL, &dA[b, d0, 0], &dD[b, d0], &dbias[b, d0],

@@ -296,7 +296,7 @@ class SelectiveScan(Function):
             return _zero_grads(saved, needs, glast)
         p = _Prepared(spec, kd, u, delta, A, B, C, D, z, delta_bias, h0, like=ctx.prepared)
         batch, dim, L, n, NP = spec.batch, spec.dim, spec.L, spec.n, spec.np
-        g = _alloc.contiguous(gout._data, kd)
+        g = gout._data
         if glast is not None:
             gl = np.zeros((batch, dim, NP), kd)
             gl[..., :n] = glast._data
@@ -323,6 +323,18 @@ class SelectiveScan(Function):
         return tuple(grads)
 
 
+def _gout_rows(g, kd):
+    """The output gradient as the lane backward reads it: rows of L contiguous values of dtype ``kd`` at any
+    non-negative batch / channel strides. An expanded gradient (such as the one of ``sum``) is passed
+    without materialising it."""
+    if g.dtype == kd and g.strides[0] >= 0 and g.strides[1] >= 0:
+        if g.strides[2] == g.itemsize:
+            return g
+        if g.strides[2] == 0 and g.strides[1] == 0 and g.strides[0] == 0:     # one value everywhere
+            return np.broadcast_to(np.full(g.shape[2], g.flat[0], kd), g.shape)
+    return _alloc.contiguous(g, kd)
+
+
 def _backward_lanes(ctx, p, g, gl, du, ddelta, dz, dh0, dA, dD, dbias, B, C, needs):
     """Run the lane backward kernel; return the gradients of B and C (or None)."""
     spec, kd = ctx.spec, ctx.kd
@@ -340,7 +352,7 @@ def _backward_lanes(ctx, p, g, gl, du, ddelta, dz, dh0, dA, dD, dbias, B, C, nee
     dBp, dCp = partial(needs[3]), partial(needs[4])
     dB, dC = summed(spec.b_groups, needs[3]), summed(spec.c_groups, needs[4])
     _K.selective_scan_backward_lanes(p.u, p.delta, p.A, p.B, p.b_geom, p.C, p.c_geom, p.D, p.z, p.bias,
-                                     ctx.softplus, ctx.states, g, gl, ctx.chunk, spec.n,
+                                     ctx.softplus, ctx.states, _gout_rows(g, kd), gl, ctx.chunk, spec.n,
                                      du, ddelta, dz, dh0, dA, dD, dbias, dBp, dCp, dB, dC, blocks)
     return (_grad(dB.reshape(B._data.shape), B) if needs[3] else None,
             _grad(dC.reshape(C._data.shape), C) if needs[4] else None)
@@ -363,7 +375,7 @@ def _backward_channels(ctx, p, g, gl, du, ddelta, dz, dh0, dA, dD, dbias, B, C, 
     dBp, db_geom = partial(spec.b_groups, needs[3])
     dCp, dc_geom = partial(spec.c_groups, needs[4])
     _K.selective_scan_backward(p.u, p.delta, p.A, p.B, p.b_geom, p.C, p.c_geom, p.D, p.z, p.bias,
-                               ctx.softplus, p.h0, ctx.states, g, gl, ctx.chunk, blocks,
+                               ctx.softplus, p.h0, ctx.states, _alloc.contiguous(g, kd), gl, ctx.chunk, blocks,
                                du, ddelta, dz, dh0, dA, dD, dbias, dBp, db_geom, dCp, dc_geom)
 
     def reduce_bc(part, groups, t):
