@@ -334,6 +334,12 @@ CG_LINLINE LV CG_L(cg_lsigmoid_e)(LV x, LV e)
     return CG_L(cg_lsel)(x >= zero, zero + 1.0f, e) / (1.0f + e);
 }
 
+/* sigmoid(x) */
+CG_LINLINE LV CG_L(cg_lsigmoid)(LV x)
+{
+    return CG_L(cg_lsigmoid_e)(x, CG_L(cg_lexp_negabs)(x));
+}
+
 /* softplus(x) = max(x, 0) + log1p(exp(-|x|)), and x itself above 20 (torch's threshold); with sig,
  * also its derivative sigmoid(x) (1 above 20). log1p(e) for e in [0, 1] is e P(e), P the degree-10
  * polynomial fitted (weighted least squares, refined towards minimax) to log1p(e) / e: within 2 ulp
@@ -485,6 +491,14 @@ CG_LINLINE void CG_L(cg_lscan_steps)(ptrdiff_t nt, ptrdiff_t n, ptrdiff_t NP, LV
     }
 }
 
+/* dst[k * L] = the lane sum of the k-th of the LW vectors whose first tree levels x holds (cg_lsum4), k < m */
+CG_LINLINE void CG_L(cg_lsum_rows)(const LV *x, ptrdiff_t m, LT *dst, ptrdiff_t L)
+{
+    LT part[LW];
+    CG_L(cg_lsum_fin)(x, part);
+    for (ptrdiff_t k = 0; k < m; k++) dst[k * L] = part[k];
+}
+
 /* The reverse recurrence through one chunk (E, H, hs from the recompute; dh: the gradient of the
  * state leaving the chunk, updated to the one entering it). Writes ddtT (through softplus), adds
  * the state's u term to duT and sums dA's chunk part into dAc. The terms of dB / dC (lane vectors
@@ -497,7 +511,6 @@ CG_LINLINE void CG_L(cg_lscan_reverse)(ptrdiff_t nt, ptrdiff_t n, ptrdiff_t NP, 
     LV *ddtT, LV *duT)
 {
     const LV vzero = {0};
-    LT part[LW];
     for (ptrdiff_t i = 0; i < n; i++) dAc[i] = vzero;
     for (ptrdiff_t t = nt - 1; t >= 0; t--) {
         const LT *b = b0 + t * NP, *c = cc0 + t * NP;
@@ -539,12 +552,10 @@ CG_LINLINE void CG_L(cg_lscan_reverse)(ptrdiff_t nt, ptrdiff_t n, ptrdiff_t NP, 
             }
             const ptrdiff_t m = n - g < LW ? n - g : LW;
             if (dC) {
-                CG_L(cg_lsum_fin)(xc, part);
-                for (ptrdiff_t k = 0; k < m; k++) dC[(g + k) * L + c0 + t] = part[k];
+                CG_L(cg_lsum_rows)(xc, m, dC + g * L + c0 + t, L);
             }
             if (dB) {
-                CG_L(cg_lsum_fin)(xb, part);
-                for (ptrdiff_t k = 0; k < m; k++) dB[(g + k) * L + c0 + t] = part[k];
+                CG_L(cg_lsum_rows)(xb, m, dB + g * L + c0 + t, L);
             }
         }
         const LV s1v = (s1[0] + s1[1]) + (s1[2] + s1[3]), s2v = (s2[0] + s2[1]) + (s2[2] + s2[3]);
@@ -558,7 +569,6 @@ CG_LINLINE void CG_L(cg_lscan_reverse)(ptrdiff_t nt, ptrdiff_t n, ptrdiff_t NP, 
 CG_LINLINE void CG_L(cg_lscan_tree_rows)(ptrdiff_t nt, ptrdiff_t n, ptrdiff_t L, ptrdiff_t c0, const LV *P, LT *dst)
 {
     const LV vzero = {0};
-    LT part[LW];
     for (ptrdiff_t t = 0; t < nt; t++)
         for (ptrdiff_t g = 0; g < n; g += LW) {
             LV x[LW / 4];
@@ -567,9 +577,8 @@ CG_LINLINE void CG_L(cg_lscan_tree_rows)(ptrdiff_t nt, ptrdiff_t n, ptrdiff_t L,
                 for (int j = 0; j < 4; j++) v[j] = g + 4 * q + j < n ? P[t * n + g + 4 * q + j] : vzero;
                 x[q] = CG_L(cg_lsum4)(v[0], v[1], v[2], v[3]);
             }
-            CG_L(cg_lsum_fin)(x, part);
             const ptrdiff_t m = n - g < LW ? n - g : LW;
-            for (ptrdiff_t k = 0; k < m; k++) dst[(g + k) * L + c0 + t] = part[k];
+            CG_L(cg_lsum_rows)(x, m, dst + g * L + c0 + t, L);
         }
 }
 
@@ -618,7 +627,7 @@ CG_CLONES static void CG_L(cg_lscan_fwd)(ptrdiff_t L, ptrdiff_t n, ptrdiff_t NP,
 #ifdef CG_LEXP_VECTOR
         if (z)
             for (ptrdiff_t t = 0; t < nt; t++)
-                yT[t] = yT[t] * (zT[t] * CG_L(cg_lsigmoid_e)(zT[t], CG_L(cg_lexp_negabs)(zT[t])));
+                yT[t] = yT[t] * (zT[t] * CG_L(cg_lsigmoid)(zT[t]));
 #else
         CG_L(cg_scan_out)(nt * LW, (const LT *)yT, (const LT *)uT, (LT)0, z ? (const LT *)zT : NULL, (LT *)yT);
 #endif
@@ -701,7 +710,7 @@ CG_CLONES static void CG_L(cg_lscan_bwd)(ptrdiff_t L, ptrdiff_t n, ptrdiff_t NP,
 #ifdef CG_LEXP_VECTOR
             if (z)
                 for (ptrdiff_t t = 0; t < nt; t++) {
-                    const LV zz = zT[t], s = CG_L(cg_lsigmoid_e)(zz, CG_L(cg_lexp_negabs)(zz));
+                    const LV zz = zT[t], s = CG_L(cg_lsigmoid)(zz);
                     dzT[t] = gT[t] * yT[t] * (s * (1.0f + zz * (1.0f - s)));
                     gyT[t] = gT[t] * (zz * s);
                 }

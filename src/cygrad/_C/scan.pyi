@@ -51,10 +51,7 @@ def selective_scan_backward_lanes(u: _Array, delta: _Array, A: _Array, B: _Array
                                   dC: _Array, dB_sum: _Array, dC_sum: _Array) -> None:
     """selective_scan_backward on channel lanes; dB / dC are per-item partials (batch, dim /
     lane_width, n, L) in the input dtype; given dB_sum / dC_sum (batch, groups, n, L), the kernel also
-    sums the partials into them as lane_partials_sum does."""
-
-def lane_partials_sum(part: _Array, out: _Array) -> None:
-    """out (batch, groups, n, L) := the sum over each group's items of part (batch, items, n, L), in float64."""
+    sums each group's partials into them (in float64, in item order)."""
 
 def lane_exp(x: npt.NDArray[np.float32]) -> None:
     """x := exp(x) in place with the float32 lane kernels' exp (len(x) a multiple of 16; for the tests)."""

@@ -43,8 +43,8 @@ Fast path (``*_lanes`` below, C in ``_scan_lanes.h``): when B and C vary with ti
 their groups holds a multiple of 16 (float32) / 8 (float64) channels, a work item is that many
 consecutive channels of one batch element, one channel per vector lane, so B_t / C_t are
 broadcast scalars and the state update needs no reduction. The item's dB / dC rows are sums over
-its lanes (a fixed transpose-and-add tree) in the input dtype; the kernel (or ``lane_partials_sum``) adds the
-items of a group in float64. dA, dD and d(bias) are summed per chunk in the input dtype, then
+its lanes (a fixed transpose-and-add tree) in the input dtype; the same kernel call then adds
+the items of a group in float64. dA, dD and d(bias) are summed per chunk in the input dtype, then
 across chunks in float64. The float32 decays exp(dt A) use the lanes' own vector exp (a 16-entry
 table and a cubic: at most 2 ulp off, results below 2^-126 flushed to 0; ``lane_exp`` exposes it
 to the tests).
@@ -817,8 +817,8 @@ def selective_scan_backward_lanes(
 ):
     """Selective scan backward on channel lanes (contract of ``selective_scan_backward``, except that the
     dB / dC partials are one row per (batch, item, step), an item being ``blocks`` blocks of LANES channels
-    that share their B / C rows). Given dB_sum / dC_sum, the partials are also summed into them as
-    lane_partials_sum does, in the same parallel region."""
+    that share their B / C rows). Given dB_sum / dC_sum, the partials of each group's items are also
+    summed into them (in float64, in item order), in the same parallel region."""
     cdef Py_ssize_t batch = u.shape[0], dim = u.shape[1], L = u.shape[2], NP = A.shape[1]
     cdef Py_ssize_t W = 16 if floating is float else 8
     cdef Py_ssize_t b_sb = b_geom[0], b_q = b_geom[1], b_sg = b_geom[2]
@@ -892,37 +892,6 @@ def selective_scan_backward_lanes(
         free(acc)
     if failed[0]:
         raise MemoryError("selective_scan: cannot allocate the per-thread buffers")
-
-
-def lane_partials_sum(
-    const floating[:, :, :, ::1] part,  # IN (batch, items, n, L) from selective_scan_backward_lanes
-    floating[:, :, :, ::1] out,         # OUT (batch, groups, n, L)
-):
-    """out[b, g] = the sum of part[b, k] over the items k of group g (items / groups consecutive items per
-    group), added in double in item order."""
-    cdef Py_ssize_t batch = part.shape[0], items = part.shape[1], n = part.shape[2], L = part.shape[3]
-    cdef Py_ssize_t groups = out.shape[1], per_g, w, b, g, i
-    cdef double *acc
-    cdef int failed[1]
-    failed[0] = 0
-    if _partials_fit(part, out):
-        raise ValueError(f"lane_partials_sum: {_partials_fit(part, out)}")
-    per_g = items // groups
-    if batch * groups * n * L == 0:
-        return
-    with nogil, parallel(num_threads=n_threads_for(batch * items * L * n)):
-        acc = <double*> _alloc(L * sizeof(double))
-        for w in prange(batch * groups * n, schedule="static"):
-            if acc == NULL:
-                failed[0] = 1
-            else:
-                b = w // (groups * n)
-                g = (w // n) % groups
-                i = w % n
-                _sum_items(&part[b, g * per_g, i, 0], per_g, n * L, L, acc, &out[b, g, i, 0])
-        free(acc)
-    if failed[0]:
-        raise MemoryError("lane_partials_sum: cannot allocate the per-thread buffers")
 
 
 def lane_exp(float[::1] x):

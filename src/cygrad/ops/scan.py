@@ -234,13 +234,6 @@ class _Prepared:
         self.bias = _opt(delta_bias, kd, 1)
         self.h0 = _state_arr(h0, spec, kd)
 
-    def small(self):
-        """A copy of this object without u, delta and z."""
-        other = object.__new__(_Prepared)
-        other.__dict__.update(self.__dict__)
-        del other.u, other.delta, other.z
-        return other
-
 
 def _empty_out(spec, kd, h0):
     out = np.zeros((spec.batch, spec.dim, spec.L), kd)
@@ -279,7 +272,8 @@ class SelectiveScan(Function):
             _K.selective_scan_forward(p.u, p.delta, p.A, p.B, p.b_geom, p.C, p.c_geom, p.D, p.z, p.bias,
                                       softplus, p.h0, out, states, last, chunk)
         ctx.states = states
-        ctx.prepared = p.small() if record else None
+        p.u = p.delta = p.z = None                # the backward prepares these again
+        ctx.prepared = p if record else None
         last = np.ascontiguousarray(last[..., :spec.n])
         return (out, last) if return_last else out
 
