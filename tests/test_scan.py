@@ -471,7 +471,7 @@ def test_lanes_initial_state(dtype):
 
 
 def test_lane_exp_accuracy():
-    """The float32 lane kernels' exp (table + cubic): within 2 ulp of exp over the normal range, inf above
+    """The float32 lane kernels' exp (32-entry table + cubic): within 2 ulp of exp over the normal range, inf above
     log(FLT_MAX), 0 below log(2^-126), NaN kept."""
     from cygrad._C import scan as K
     x = np.linspace(-87.33, 88.72, 1 << 20).astype(np.float32)
@@ -491,6 +491,41 @@ def test_lane_exp_accuracy():
     np.testing.assert_allclose(y[10:], np.exp(special[10:].astype(np.float64)), rtol=2.5e-7)
     with pytest.raises(ValueError, match="multiple of 16"):
         K.lane_exp(np.zeros(5, np.float32))
+
+
+def test_lane_decay_accuracy():
+    """The float32 lane kernels' decays exp(dt A), computed from A pre-scaled by 32 / ln 2: within
+    2.5 + 3 |dt A| ulp of exp(dt A) (the two roundings of the scaled product; exp of the float product
+    dt A is itself up to 0.5 + |dt A| ulp off), flushed to 0 below 2^-126, and equal to lane_exp where
+    |dt A| is small."""
+    from cygrad._C import scan as K
+    g = rng(2)
+    dt = np.concatenate([g.random(1 << 20) * 4, g.random(1 << 16) * 0.01, [0.0] * 16]).astype(np.float32)
+    a = np.concatenate([-g.random(1 << 20) * 20, -g.random(1 << 16) * 2, np.linspace(-3, 3, 16)]).astype(np.float32)
+    y = dt.copy()
+    K.lane_decay(y, a)
+    x64 = dt.astype(np.float64) * a
+    ref = np.exp(x64)
+    ok = ref >= 2.0 ** -126
+    ulp = np.abs(y[ok] - ref[ok]) / np.spacing(ref[ok].astype(np.float32))
+    assert (ulp <= 2.5 + 3 * np.abs(x64[ok])).all()
+    assert ulp[np.abs(x64[ok]) < 0.01].max() <= 2.5
+    assert (y[~ok] == 0).all() and (y[-16:] == 1).all()
+    # blocks with one |dt A| beyond the fast range take the general path: same values, inf / 0 / NaN kept
+    dt = np.full(32, 0.5, np.float32)
+    a = np.linspace(-4, 4, 32).astype(np.float32)
+    a[[3, 20]] = [-1e3, 1e3]
+    dt[7] = np.nan
+    y = dt.copy()
+    K.lane_decay(y, a)
+    assert y[3] == 0 and y[20] == np.inf and np.isnan(y[7])
+    fine = np.ones(32, bool)
+    fine[[3, 7, 20]] = False
+    z = np.full(32, 0.5, np.float32)
+    K.lane_decay(z, np.where(fine, a, 0).astype(np.float32))
+    np.testing.assert_array_equal(y[fine], z[fine])
+    with pytest.raises(ValueError, match="multiple of 16"):
+        K.lane_decay(np.zeros(5, np.float32), np.zeros(5, np.float32))
 
 
 def test_lane_softplus_accuracy():

@@ -235,8 +235,8 @@ CG_LINLINE LV CG_L(cg_lvec)(const LT *p)
  * in a backward item). */
 static inline size_t CG_L(cg_lscan_ws_bytes)(ptrdiff_t chunk, ptrdiff_t NP, ptrdiff_t K)
 {
-    const ptrdiff_t fwd = 2 * NP + 6 * chunk + CG_LSUB * NP;
-    const ptrdiff_t bwd = 2 * K * NP + K + 2 * NP + CG_LBUF * chunk + 2 * chunk * NP + (K > 1 ? 2 * chunk * NP : 0);
+    const ptrdiff_t fwd = 3 * NP + 6 * chunk + CG_LSUB * NP;
+    const ptrdiff_t bwd = 3 * K * NP + K + 2 * NP + CG_LBUF * chunk + 2 * chunk * NP + (K > 1 ? 2 * chunk * NP : 0);
     const ptrdiff_t nvec = fwd > bwd ? fwd : bwd;
     return (size_t)nvec * sizeof(LV) + (size_t)K * (NP + 2) * LW * sizeof(double) + 64;
 }
@@ -250,46 +250,96 @@ typedef unsigned int cg_v16u __attribute__((vector_size(64)));
 #define CG_LEXP_VECTOR 1
 /* Inputs with |x| <= this take cg_lexp_fast (the scale 2^m then stays a normal number). */
 #define CG_LEXP_FAST_MAX 86.0f
-static const LV CG_L(cg_lexp_tbl) = {
-    1.000000000e+00f, 1.044273734e+00f, 1.090507746e+00f, 1.138788581e+00f, 1.189207077e+00f,
-    1.241857767e+00f, 1.296839595e+00f, 1.354255557e+00f, 1.414213538e+00f, 1.476826191e+00f,
-    1.542210817e+00f, 1.610490322e+00f, 1.681792855e+00f, 1.756252170e+00f, 1.834008098e+00f,
-    1.915206552e+00f};                                  /* 2^(j/16) */
+/* 2^(j/32) for j = 0 .. 31, in two vectors: a two-source permute picks one entry per lane */
+static const LV CG_L(cg_lexp_tlo) = {
+    1.0000000000e+00f, 1.0218971968e+00f, 1.0442737341e+00f, 1.0671404600e+00f, 1.0905077457e+00f,
+    1.1143867970e+00f, 1.1387885809e+00f, 1.1637248993e+00f, 1.1892070770e+00f, 1.2152473927e+00f,
+    1.2418577671e+00f, 1.2690509558e+00f, 1.2968395948e+00f, 1.3252366781e+00f, 1.3542555571e+00f,
+    1.3839099407e+00f};
+static const LV CG_L(cg_lexp_thi) = {
+    1.4142135382e+00f, 1.4451807737e+00f, 1.4768261909e+00f, 1.5091644526e+00f, 1.5422108173e+00f,
+    1.5759809017e+00f, 1.6104903221e+00f, 1.6457555294e+00f, 1.6817928553e+00f, 1.7186193466e+00f,
+    1.7562521696e+00f, 1.7947090864e+00f, 1.8340080976e+00f, 1.8741676807e+00f, 1.9152065516e+00f,
+    1.9571441412e+00f};
+/* 32 / ln 2: the decays' A is stored pre-multiplied by it (cg_ldecay) */
+#define CG_LEXP_SCALE 46.16624069214f
+#define CG_LEXP_MAGIC 12582912.0f                       /* 1.5 * 2^23: x + MAGIC rounds x to an integer */
 
-/* exp of 16 floats: 2^(k/16) e^r with k = round(16 x / ln 2), |r| <= ln 2 / 32; 2^(j/16) from a
- * table (one permute), e^r by its cubic Taylor polynomial (truncation error 1e-8, below half an
- * ulp). The reduction gives p = e^r 2^(j/16) and the bits of k (kb, low bits = k); the two exps
- * below differ only in how they apply 2^(k div 16). */
+/* The exps below write x = k ln 2 / 32 + r for an integer k (its bits in kb: 0x4B400000 + k) and
+ * |r| <= ln 2 / 64, then e^x = 2^(k div 32) 2^(j/32) e^r with j = k mod 32. They compute
+ * p = 2^(j/32) e^r as T + (T v) q: T the table entry, v = r or r in some unit, and q(v) a polynomial
+ * with 1 + v q(v) ~ e^r. */
+#define CG_LEXP_TAIL(kb, v, q, p)                                                                \
+    const LV T_ = __builtin_shuffle(CG_L(cg_lexp_tlo), CG_L(cg_lexp_thi), kb);                  \
+    const LV p = (T_ * (v)) * (q) + T_
+
+/* exp(x) from k = round(32 x / ln 2) and r = x - k ln 2 / 32 (ln 2 / 32 in two parts, the first
+ * with 11 bits, so k times it is exact for |k| < 2^13); e^r by its cubic Taylor polynomial
+ * (truncation error 6e-10). p and kb as CG_LEXP_TAIL. */
 #define CG_LEXP_REDUCE(x, p, kb)                                                                 \
-    LV kf_ = (x) * 23.0831206542f + 12582912.0f;        /* 1.5 * 2^23: rounds to an integer */  \
-    const cg_v16i kb = (cg_v16i)kf_;                    /* 0x4B400000 + k */                    \
-    kf_ = kf_ - 12582912.0f;                                                                     \
-    LV r_ = (x) - kf_ * 4.331970214844e-02f;            /* ln 2 / 16 in two parts (the first exact) */ \
-    r_ = r_ - kf_ * 1.996636559080e-06f;                                                         \
-    LV p = (r_ * 0.16666667f + 0.5f) * r_ + 1.0f;                                                \
-    p = (p * r_ + 1.0f) * __builtin_shuffle(CG_L(cg_lexp_tbl), kb)  /* (indices are taken mod 16) */
+    LV kf_ = (x) * CG_LEXP_SCALE + CG_LEXP_MAGIC;                                               \
+    const cg_v16i kb = (cg_v16i)kf_;                                                             \
+    kf_ = kf_ - CG_LEXP_MAGIC;                                                                   \
+    LV r_ = (x) - kf_ * 2.166748046875e-02f;                                                     \
+    r_ = r_ - kf_ * -6.631076303165e-06f;                                                        \
+    CG_LEXP_TAIL(kb, r_, (r_ * 0.16666667f + 0.5f) * r_ + 1.0f, p)
 
-/* The general exp: 2^(k div 16) as two exact factors. +inf above log(FLT_MAX), 0 below
- * log(2^-126) (results that would be subnormal are flushed); NaN stays NaN. */
-CG_LINLINE LV CG_L(cg_lexp)(LV x)
+/* p 2^(k div 32) for normal results: k div 32 added to p's exponent field. With k << 18 the bits
+ * of k above the fifth land in the exponent; the mask drops j. */
+#define CG_LEXP_SCALE_FAST(p, kb) ((LV)((cg_v16u)(p) + (((cg_v16u)(kb) << 18) & 0xFF800000u)))
+
+/* p 2^(k div 32) for any k, as two exact factors; +inf where big, 0 where small (NaN stays NaN) */
+CG_LINLINE LV CG_L(cg_lexp_scale)(LV p, cg_v16i kb, cg_v16i big, cg_v16i small)
 {
-    CG_LEXP_REDUCE(x, p, kb);
     const LV zero = {0};
-    const cg_v16i m = (kb - 0x4B400000) >> 4, m1 = m >> 1;
+    const cg_v16i m = (kb - 0x4B400000) >> 5, m1 = m >> 1;
     const LV s1 = (LV)((cg_v16u)(m1 + 127) << 23), s2 = (LV)((cg_v16u)(m - m1 + 127) << 23);
     const LV res = (p * s1) * s2;
-    const cg_v16i big = x > 88.7228390f, small = x < -87.3365448f;
     const cg_v16i inf = (cg_v16i)(zero + __builtin_inff());
     return (LV)((((cg_v16i)res & ~big) | (inf & big)) & ~small);
 }
 
-/* exp for |x| <= CG_LEXP_FAST_MAX only: 2^(k div 16) added to p's exponent field (k div 16 lies in
- * [-125, 124] there, so the sum stays a normal number). Bitwise equal to cg_lexp on that range. */
+/* The general exp: +inf above log(FLT_MAX), 0 below log(2^-126) (results that would be subnormal
+ * are flushed); NaN stays NaN. At most 2 ulp off (tests/test_scan.py::test_lane_exp_accuracy). */
+CG_LINLINE LV CG_L(cg_lexp)(LV x)
+{
+    CG_LEXP_REDUCE(x, p, kb);
+    return CG_L(cg_lexp_scale)(p, kb, x > 88.7228390f, x < -87.3365448f);
+}
+
+/* exp for |x| <= CG_LEXP_FAST_MAX only (k div 32 lies in [-125, 124] there, so the scaled p stays
+ * a normal number). Bitwise equal to cg_lexp on that range. */
 CG_LINLINE LV CG_L(cg_lexp_fast)(LV x)
 {
     CG_LEXP_REDUCE(x, p, kb);
-    /* (kb << 19) = k << 19 (mod 2^32); masking bits 19..22 leaves (k div 16) << 23 */
-    return (LV)((cg_v16u)p + (((cg_v16u)kb << 19) & 0xFF800000u));
+    return CG_LEXP_SCALE_FAST(p, kb);
+}
+
+/* The decays exp(dt a), given as = a * CG_LEXP_SCALE: w = dt as is the exponent in units of
+ * ln 2 / 32, so k = round(w) and v = w - k need no ln 2 of their own, and a quadratic in v fitted
+ * to 2^(v/32) (minimax, relative error 5.3e-8) takes the place of the cubic. Three multiply-adds
+ * fewer than cg_lexp(dt a). The price is the rounding of a * 32/ln 2 and of dt as: at most
+ * 2.5 + 3 |dt a| ulp from exp(dt a) (tests/test_scan.py::test_lane_decay_accuracy), where exp of
+ * the float product dt a is 0.5 + |dt a| ulp off. cg_ldecay_fast needs |dt a| <= CG_LEXP_FAST_MAX. */
+#define CG_LDECAY_REDUCE(dt, as, p, kb)                                                          \
+    LV kf_ = (dt) * (as) + CG_LEXP_MAGIC;                                                        \
+    const cg_v16i kb = (cg_v16i)kf_;                                                             \
+    kf_ = kf_ - CG_LEXP_MAGIC;                                                                   \
+    const LV v_ = (dt) * (as) - kf_;                                                             \
+    CG_LEXP_TAIL(kb, v_, v_ * 2.3459653312e-04f + 2.1661167964e-02f, p)
+
+CG_LINLINE LV CG_L(cg_ldecay_fast)(LV dt, LV as)
+{
+    CG_LDECAY_REDUCE(dt, as, p, kb);
+    return CG_LEXP_SCALE_FAST(p, kb);
+}
+
+/* exp(dt a) for any dt a; equal to cg_ldecay_fast where that applies */
+CG_LINLINE LV CG_L(cg_ldecay)(LV dt, LV as)
+{
+    CG_LDECAY_REDUCE(dt, as, p, kb);
+    const LV w = dt * as;
+    return CG_L(cg_lexp_scale)(p, kb, w > 4096.0f, w < -4032.0f);   /* 128 and -126 times 32 */
 }
 
 /* 1 if every lane of |v| * s is <= CG_LEXP_FAST_MAX (0 if any is larger or NaN). */
@@ -433,28 +483,53 @@ CG_LINLINE LV CG_L(cg_lscan_amax)(ptrdiff_t n, const LV *AT)
     return amax;
 }
 
-/* E[t * n + i] = exp(dt_t A_i) for t < nt (lane vectors); amax from cg_lscan_amax. The float lanes
- * take the fast exp when every |dt_t A_i| of the block is small enough (one test per block). */
-CG_LINLINE void CG_L(cg_lscan_decay)(ptrdiff_t nt, ptrdiff_t n, const LV *dtT, const LV *AT, LV amax, LV *E)
+/* AS[i] = AT[i] * CG_LEXP_SCALE (the A the decays' exp takes) */
+CG_LINLINE void CG_L(cg_lscan_ascale)(ptrdiff_t n, const LV *AT, LV *AS)
+{
+    for (ptrdiff_t i = 0; i < n; i++) AS[i] = AT[i] * (LT)46.16624069214;
+}
+
+/* E[t * n + i] = exp(dt_t A_i) for t < nt (lane vectors); AS from cg_lscan_ascale, amax from
+ * cg_lscan_amax. The float lanes take the fast exp when every |dt_t A_i| of the block is small
+ * enough (one test per block). */
+CG_LINLINE void CG_L(cg_lscan_decay)(ptrdiff_t nt, ptrdiff_t n, const LV *dtT, const LV *AT, const LV *AS,
+                                        LV amax, LV *E)
 {
 #ifdef CG_LEXP_VECTOR
+    (void)AT;
     cg_v16i fits = CG_L(cg_lexp_fits)(dtT[0], amax);
     for (ptrdiff_t t = 1; t < nt; t++) fits &= CG_L(cg_lexp_fits)(dtT[t], amax);
     if (CG_L(cg_lall)(fits)) {
         for (ptrdiff_t t = 0; t < nt; t++)
-            for (ptrdiff_t i = 0; i < n; i++) E[t * n + i] = CG_L(cg_lexp_fast)(dtT[t] * AT[i]);
+            for (ptrdiff_t i = 0; i < n; i++) E[t * n + i] = CG_L(cg_ldecay_fast)(dtT[t], AS[i]);
     } else {
         for (ptrdiff_t t = 0; t < nt; t++)
-            for (ptrdiff_t i = 0; i < n; i++) E[t * n + i] = CG_L(cg_lexp)(dtT[t] * AT[i]);
+            for (ptrdiff_t i = 0; i < n; i++) E[t * n + i] = CG_L(cg_ldecay)(dtT[t], AS[i]);
     }
 #else
     (void)amax;
+    (void)AS;
     for (ptrdiff_t t = 0; t < nt; t++)
         for (ptrdiff_t i = 0; i < n; i++) E[t * n + i] = dtT[t] * AT[i];
     LT *e = (LT *)E;
     const ptrdiff_t m = nt * n * LW;
     CG_IVDEP for (ptrdiff_t k = 0; k < m; k++) e[k] = LEXP(e[k]);
 #endif
+}
+
+/* for the tests: x[k] = exp(x[k] a[k]) as the decays compute it (the fast exp for blocks of LW where that
+ * applies; m a multiple of LW) */
+CG_CLONES static void CG_L(cg_ldecay_array)(LT *x, const LT *a, ptrdiff_t m)
+{
+    for (ptrdiff_t k = 0; k + LW <= m; k += LW) {
+        LV v, av, as, e;
+        memcpy(&v, x + k, sizeof(LV));
+        memcpy(&av, a + k, sizeof(LV));
+        CG_L(cg_lscan_ascale)(1, &av, &as);
+        const LV amax = CG_L(cg_lscan_amax)(1, &av);
+        CG_L(cg_lscan_decay)(1, 1, &v, &av, &as, amax, &e);
+        memcpy(x + k, &e, sizeof(LV));
+    }
 }
 
 /* Recurrence over nt steps from state h (n vectors). With H, h_t goes to H[t * n + i] and h is
@@ -586,7 +661,7 @@ CG_CLONES static void CG_L(cg_lscan_fwd)(ptrdiff_t L, ptrdiff_t n, ptrdiff_t NP,
     const LT *delta, const LT *z, const LT *A, const LT *Bp, const LT *Cp, const LT *D, const LT *bias,
     int softplus, const LT *h0, LT *out, LT *states, ptrdiff_t s_ch, LT *last, void *ws)
 {
-    LV *AT = (LV *)ws, *h = AT + NP, *dtT = h + NP, *sigT = dtT + chunk, *uT = sigT + chunk, *xT = uT + chunk;
+    LV *AT = (LV *)ws, *h = AT + NP, *AS = h + NP, *dtT = AS + NP, *sigT = dtT + chunk, *uT = sigT + chunk, *xT = uT + chunk;
     LV *yT = xT + chunk, *zT = yT + chunk, *E = zT + chunk;      /* E: CG_LSUB * n vectors */
     const LV Dv = CG_L(cg_lvec)(D);
     for (ptrdiff_t i = 0; i < n; i++)
@@ -595,6 +670,7 @@ CG_CLONES static void CG_L(cg_lscan_fwd)(ptrdiff_t L, ptrdiff_t n, ptrdiff_t NP,
             h[i][l] = h0 ? h0[l * NP + i] : (LT)0;
         }
     const LV amax = CG_L(cg_lscan_amax)(n, AT);
+    CG_L(cg_lscan_ascale)(n, AT, AS);
     ptrdiff_t ci = 0;
     for (ptrdiff_t c0 = 0; c0 < L; c0 += chunk, ci++) {
         const ptrdiff_t nt = L - c0 < chunk ? L - c0 : chunk;
@@ -613,10 +689,10 @@ CG_CLONES static void CG_L(cg_lscan_fwd)(ptrdiff_t L, ptrdiff_t n, ptrdiff_t NP,
             const ptrdiff_t ns = nt - t0 < CG_LSUB ? nt - t0 : CG_LSUB;
             const LT *bt = Bp + (c0 + t0) * NP, *ct = Cp + (c0 + t0) * NP;
             if (n == 16) {
-                CG_L(cg_lscan_decay)(ns, 16, dtT + t0, AT, amax, E);
+                CG_L(cg_lscan_decay)(ns, 16, dtT + t0, AT, AS, amax, E);
                 CG_L(cg_lscan_steps)(ns, 16, NP, h, E, xT + t0, bt, ct, yT + t0, NULL);
             } else {
-                CG_L(cg_lscan_decay)(ns, n, dtT + t0, AT, amax, E);
+                CG_L(cg_lscan_decay)(ns, n, dtT + t0, AT, AS, amax, E);
                 CG_L(cg_lscan_steps)(ns, n, NP, h, E, xT + t0, bt, ct, yT + t0, NULL);
             }
         }
@@ -647,8 +723,8 @@ CG_CLONES static void CG_L(cg_lscan_bwd)(ptrdiff_t L, ptrdiff_t n, ptrdiff_t NP,
     LT *ddelta, LT *dz,
     LT *dh0, double *dA, double *dD, double *dbias, LT *dB, LT *dC, void *ws)
 {
-    /* per block: AT, dh (NP vectors each), amax, dAacc (NP * LW doubles), sD, sb (LW doubles each) */
-    LV *ATs = (LV *)ws, *dhs = ATs + K * NP, *amaxs = dhs + K * NP, *hs = amaxs + K, *dAc = hs + NP;
+    /* per block: AT, dh, AS (NP vectors each), amax, dAacc (NP * LW doubles), sD, sb (LW doubles each) */
+    LV *ATs = (LV *)ws, *dhs = ATs + K * NP, *ASs = dhs + K * NP, *amaxs = ASs + K * NP, *hs = amaxs + K, *dAc = hs + NP;
     LV *dtT = dAc + NP, *sigT = dtT + chunk, *uT = sigT + chunk, *xT = uT + chunk, *yT = xT + chunk;
     LV *gT = yT + chunk, *zT = gT + chunk, *gyT = zT + chunk, *dzT = gyT + chunk, *ddtT = dzT + chunk;
     LV *duT = ddtT + chunk, *E = duT + chunk, *H = E + chunk * NP;
@@ -665,6 +741,7 @@ CG_CLONES static void CG_L(cg_lscan_bwd)(ptrdiff_t L, ptrdiff_t n, ptrdiff_t NP,
                 dh[i][l] = gl ? gl[l * NP + i] : (LT)0;
             }
         amaxs[k] = CG_L(cg_lscan_amax)(n, AT);
+        CG_L(cg_lscan_ascale)(n, AT, ASs + k * NP);
     }
     memset(dAaccs, 0, (size_t)K * (NP + 2) * LW * sizeof(double));
     for (ptrdiff_t ci = n_chunks - 1; ci >= 0; ci--) {
@@ -676,7 +753,7 @@ CG_CLONES static void CG_L(cg_lscan_bwd)(ptrdiff_t L, ptrdiff_t n, ptrdiff_t NP,
         }
         for (ptrdiff_t k = 0; k < K; k++) {
             const ptrdiff_t ro = k * LW * L;                /* block k's rows of the (channel, L) arrays */
-            LV *AT = ATs + k * NP, *dh = dhs + k * NP;
+            LV *AT = ATs + k * NP, *dh = dhs + k * NP, *AS = ASs + k * NP;
             const LV amax = amaxs[k], Dv = CG_L(cg_lvec)(D ? D + k * LW : NULL);
             /* recompute the chunk from its entry state */
             for (ptrdiff_t i = 0; i < n; i++)
@@ -696,10 +773,10 @@ CG_CLONES static void CG_L(cg_lscan_bwd)(ptrdiff_t L, ptrdiff_t n, ptrdiff_t NP,
                 CG_L(cg_lprefetch)(z ? dz + r1 : NULL, L, n1, 1);
             }
             if (n == 16) {
-                CG_L(cg_lscan_decay)(nt, 16, dtT, AT, amax, E);
+                CG_L(cg_lscan_decay)(nt, 16, dtT, AT, AS, amax, E);
                 CG_L(cg_lscan_steps)(nt, 16, NP, hs, E, xT, b0, cc0, yT, H);
             } else {
-                CG_L(cg_lscan_decay)(nt, n, dtT, AT, amax, E);
+                CG_L(cg_lscan_decay)(nt, n, dtT, AT, AS, amax, E);
                 CG_L(cg_lscan_steps)(nt, n, NP, hs, E, xT, b0, cc0, yT, H);
             }
             /* output side: gradients of y (gyT), z, D and the direct u term (duT) */

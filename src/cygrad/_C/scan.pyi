@@ -56,6 +56,10 @@ def selective_scan_backward_lanes(u: _Array, delta: _Array, A: _Array, B: _Array
 def lane_exp(x: npt.NDArray[np.float32]) -> None:
     """x := exp(x) in place with the float32 lane kernels' exp (len(x) a multiple of 16; for the tests)."""
 
+def lane_decay(dt: npt.NDArray[np.float32], a: npt.NDArray[np.float32]) -> None:
+    """dt := exp(dt * a) in place, as the float32 lane kernels compute their decays (len(dt) == len(a), a
+    multiple of 16; for the tests)."""
+
 def lane_softplus(x: npt.NDArray[np.float32], sig: npt.NDArray[np.float32]) -> None:
     """sig := sigmoid(x), then x := softplus(x) in place, as the float32 lane kernels compute them (len(x) a
     multiple of 16; for the tests)."""

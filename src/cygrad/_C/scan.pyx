@@ -45,9 +45,10 @@ consecutive channels of one batch element, one channel per vector lane, so B_t /
 broadcast scalars and the state update needs no reduction. The item's dB / dC rows are sums over
 its lanes (a fixed transpose-and-add tree) in the input dtype; the same kernel call then adds
 the items of a group in float64. dA, dD and d(bias) are summed per chunk in the input dtype, then
-across chunks in float64. The float32 decays exp(dt A) use the lanes' own vector exp (a 16-entry
-table and a cubic: at most 2 ulp off, results below 2^-126 flushed to 0; ``lane_exp`` exposes it
-to the tests).
+across chunks in float64. The float32 lanes have their own vector exp (a 32-entry table and a
+quadratic: at most 2 ulp off, results below 2^-126 flushed to 0; ``lane_exp`` exposes it to the
+tests). The decays exp(dt A) take A pre-scaled by 32 / ln 2, which saves the exp's own
+reduction (``lane_decay``).
 """
 
 from cython cimport floating
@@ -328,6 +329,7 @@ cdef extern from *:
                              const double *gy, double *ddt, double *du, double *dA, double *dB,
                              Py_ssize_t dbst, double *dC, Py_ssize_t dcst) nogil
     void cg_lexp_array_f(float *x, Py_ssize_t m) nogil
+    void cg_ldecay_array_f(float *x, const float *a, Py_ssize_t m) nogil
     void cg_lsoftplus_array_f(float *x, float *sig, Py_ssize_t m) nogil
     void *cg_lscan_alloc(size_t nbytes) nogil
     size_t cg_lscan_ws_bytes_f(Py_ssize_t chunk, Py_ssize_t NP, Py_ssize_t K) nogil
@@ -900,6 +902,16 @@ def lane_exp(float[::1] x):
         raise ValueError(f"lane_exp needs a multiple of 16 values, got {x.shape[0]}")
     if x.shape[0]:
         cg_lexp_array_f(&x[0], x.shape[0])
+
+
+def lane_decay(float[::1] dt, const float[::1] a):
+    """dt = exp(dt * a) in place, as the float32 lane kernels compute their decays (for the tests;
+    len(dt) == len(a), a multiple of 16)."""
+    if dt.shape[0] % 16 != 0 or a.shape[0] != dt.shape[0]:
+        raise ValueError(f"lane_decay needs dt and a of one length, a multiple of 16; got {dt.shape[0]} "
+                         f"and {a.shape[0]}")
+    if dt.shape[0]:
+        cg_ldecay_array_f(&dt[0], &a[0], dt.shape[0])
 
 
 def lane_softplus(float[::1] x, float[::1] sig):
