@@ -44,7 +44,7 @@
 #define CG_LSUB 8
 #endif
 /* Buffers of chunk lane vectors in the workspace. */
-#define CG_LBUF 11
+#define CG_LBUF 13
 
 /* Sums over the LW lanes of LW vectors v[0 .. LW), in a fixed order: lanes i and i + LW/2 first,
  * then i and i + LW/4, ... (a transpose-and-add tree, log2(LW) levels). It runs in two parts so
@@ -236,7 +236,7 @@ CG_LINLINE LV CG_L(cg_lvec)(const LT *p)
 static inline size_t CG_L(cg_lscan_ws_bytes)(ptrdiff_t chunk, ptrdiff_t NP, ptrdiff_t K)
 {
     const ptrdiff_t fwd = 3 * NP + 6 * chunk + CG_LSUB * NP;
-    const ptrdiff_t bwd = 3 * K * NP + K + 2 * NP + CG_LBUF * chunk + 2 * chunk * NP + (K > 1 ? 2 * chunk * NP : 0);
+    const ptrdiff_t bwd = 3 * K * NP + K + 2 * NP + CG_LBUF * chunk + 4 * chunk * NP;
     const ptrdiff_t nvec = fwd > bwd ? fwd : bwd;
     return (size_t)nvec * sizeof(LV) + (size_t)K * (NP + 2) * LW * sizeof(double) + 64;
 }
@@ -566,81 +566,83 @@ CG_LINLINE void CG_L(cg_lscan_steps)(ptrdiff_t nt, ptrdiff_t n, ptrdiff_t NP, LV
     }
 }
 
-/* dst[k * L] = the lane sum of the k-th of the LW vectors whose first tree levels x holds (cg_lsum4), k < m */
-CG_LINLINE void CG_L(cg_lsum_rows)(const LV *x, ptrdiff_t m, LT *dst, ptrdiff_t L)
-{
-    LT part[LW];
-    CG_L(cg_lsum_fin)(x, part);
-    for (ptrdiff_t k = 0; k < m; k++) dst[k * L] = part[k];
-}
-
-/* The reverse recurrence through one chunk (E, H, hs from the recompute; dh: the gradient of the
- * state leaving the chunk, updated to the one entering it). Writes ddtT (through softplus), adds
- * the state's u term to duT and sums dA's chunk part into dAc. The terms of dB / dC (lane vectors
- * over the channels) are either summed over the lanes and written as the block's rows (dB / dC), or,
- * when several blocks share the rows, added into PB / PC (vector t * n + i; cg_lscan_tree_rows
- * sums their lanes once every block is in). */
-CG_LINLINE void CG_L(cg_lscan_reverse)(ptrdiff_t nt, ptrdiff_t n, ptrdiff_t NP, ptrdiff_t L, ptrdiff_t c0,
+/* The reverse recurrence of state indices i0 .. i0 + G - 1 (G <= 4) through one chunk, t = nt - 1 .. 0.
+ * Their dh, dA sums and A stay in registers for the whole chunk (and h_t is carried from one step to
+ * the next), so each (t, i) loads only e, h_{t-1}, B_t[i], C_t[i] and the PB / PC entries. The
+ * group's terms of the per-step sums over i go to S1 / S2 (stored by the first group, added by the
+ * others). */
+CG_LINLINE void CG_L(cg_lscan_rev_group)(ptrdiff_t nt, ptrdiff_t n, ptrdiff_t NP, ptrdiff_t i0, const int G,
     const LT *b0, const LT *cc0, const LV *E, const LV *H, const LV *hs, const LV *gyT, const LV *dtT,
-    const LV *xT, const LV *uT, const LV *sigT, const LV *AT, LV *dh, LV *dAc, LT *dB, LT *dC, LV *PB, LV *PC,
-    LV *ddtT, LV *duT)
+    const LV *xT, const LV *AT, LV *dh, LV *dAc, LV *PB, LV *PC, const int first, const int s_first,
+    LV *S1, LV *S2)
 {
     const LV vzero = {0};
-    for (ptrdiff_t i = 0; i < n; i++) dAc[i] = vzero;
+    LV d[4], a[4], acc[4], hn[4];
+    for (int j = 0; j < G; j++) {
+        d[j] = dh[i0 + j];
+        a[j] = AT[i0 + j];
+        acc[j] = vzero;
+        hn[j] = H[(nt - 1) * n + i0 + j];
+    }
     for (ptrdiff_t t = nt - 1; t >= 0; t--) {
-        const LT *b = b0 + t * NP, *c = cc0 + t * NP;
-        const LV *e = E + t * n, *hc = H + t * n, *hp = t ? H + (t - 1) * n : hs;
+        const LT *b = b0 + t * NP + i0, *c = cc0 + t * NP + i0;
+        const LV *e = E + t * n + i0, *hp = t ? H + (t - 1) * n + i0 : hs + i0;
+        LV *pb = PB + t * n + i0, *pc = PC + t * n + i0;
         const LV gv = gyT[t], dtv = dtT[t], xv = xT[t];
-        LV s1[4] = {vzero, vzero, vzero, vzero}, s2[4] = {vzero, vzero, vzero, vzero};
-        for (ptrdiff_t g = 0; g < n; g += LW) {             /* LW state indices: one dB / dC tree */
-            LV xc[LW / 4], xb[LW / 4];
-            for (int q = 0; q < LW / 4; q++) {
-                LV pc[4], pb[4];
-                for (int j = 0; j < 4; j++) {
-                    const ptrdiff_t i = g + 4 * q + j;
-                    if (i < n) {
-                        LV dv = dh[i] + gv * c[i];          /* gradient of h_t */
-                        pc[j] = gv * hc[i];
-                        pb[j] = dv * xv;
-                        LV dn = dv * e[i];                  /* gradient of h_{t-1} */
-                        LV qv = dn * hp[i];                 /* gradient of dt_t A_i */
-                        dAc[i] += qv * dtv;
-                        s1[j] += qv * AT[i];
-                        s2[j] += dv * b[i];
-                        dh[i] = dn;
-                    } else {
-                        pc[j] = pb[j] = vzero;
-                    }
-                }
-                if (PC || PB) {
-                    for (int j = 0; j < 4; j++) {
-                        const ptrdiff_t i = g + 4 * q + j;
-                        if (i < n) {
-                            if (PC) PC[t * n + i] += pc[j];
-                            if (PB) PB[t * n + i] += pb[j];
-                        }
-                    }
-                } else {
-                    xc[q] = CG_L(cg_lsum4)(pc[0], pc[1], pc[2], pc[3]);
-                    xb[q] = CG_L(cg_lsum4)(pb[0], pb[1], pb[2], pb[3]);
-                }
-            }
-            const ptrdiff_t m = n - g < LW ? n - g : LW;
-            if (dC) {
-                CG_L(cg_lsum_rows)(xc, m, dC + g * L + c0 + t, L);
-            }
-            if (dB) {
-                CG_L(cg_lsum_rows)(xb, m, dB + g * L + c0 + t, L);
-            }
+        LV s1 = vzero, s2 = vzero;
+        for (int j = 0; j < G; j++) {
+            const LV hpv = hp[j];
+            const LV dv = d[j] + gv * c[j];                 /* gradient of h_t */
+            pc[j] = first ? gv * hn[j] : pc[j] + gv * hn[j];
+            pb[j] = first ? dv * xv : pb[j] + dv * xv;
+            const LV dn = dv * e[j];                        /* gradient of h_{t-1} */
+            const LV qv = dn * hpv;                         /* gradient of dt_t A_i */
+            acc[j] += qv * dtv;
+            s1 += qv * a[j];
+            s2 += dv * b[j];
+            d[j] = dn;
+            hn[j] = hpv;
         }
-        const LV s1v = (s1[0] + s1[1]) + (s1[2] + s1[3]), s2v = (s2[0] + s2[1]) + (s2[2] + s2[3]);
-        ddtT[t] = (s1v + s2v * uT[t]) * sigT[t];            /* through softplus */
-        duT[t] += s2v * dtv;
+        S1[t] = s_first ? s1 : S1[t] + s1;
+        S2[t] = s_first ? s2 : S2[t] + s2;
+    }
+    for (int j = 0; j < G; j++) {
+        dh[i0 + j] = d[j];
+        dAc[i0 + j] = acc[j];
     }
 }
 
-/* dst[i * L + c0 + t] = the sum over the lanes of P[t * n + i] (t < nt, i < n), by the same tree as the
- * reverse's own rows. */
+/* The reverse recurrence through one chunk (E, H, hs from the recompute; dh: the gradient of the
+ * state leaving the chunk, updated to the one entering it), in groups of four state indices. Writes
+ * ddtT (through softplus), adds the state's u term to duT and writes dA's chunk part to dAc. The
+ * terms of dB / dC (lane vectors over the channels, vector t * n + i) are stored into PB / PC by the
+ * item's first block and added by the others; cg_lscan_tree_rows sums their lanes once every block
+ * is in. S1, S2: scratch of nt vectors. */
+CG_LINLINE void CG_L(cg_lscan_reverse)(ptrdiff_t nt, ptrdiff_t n, ptrdiff_t NP, const LT *b0, const LT *cc0,
+    const LV *E, const LV *H, const LV *hs, const LV *gyT, const LV *dtT, const LV *xT, const LV *uT,
+    const LV *sigT, const LV *AT, LV *dh, LV *dAc, LV *PB, LV *PC, int first, LV *S1, LV *S2, LV *ddtT,
+    LV *duT)
+{
+    ptrdiff_t i0 = 0;
+    for (; i0 + 4 <= n; i0 += 4) {
+        if (first)
+            CG_L(cg_lscan_rev_group)(nt, n, NP, i0, 4, b0, cc0, E, H, hs, gyT, dtT, xT, AT, dh, dAc, PB, PC, 1,
+                                     i0 == 0, S1, S2);
+        else
+            CG_L(cg_lscan_rev_group)(nt, n, NP, i0, 4, b0, cc0, E, H, hs, gyT, dtT, xT, AT, dh, dAc, PB, PC, 0,
+                                     i0 == 0, S1, S2);
+    }
+    for (; i0 < n; i0++)
+        CG_L(cg_lscan_rev_group)(nt, n, NP, i0, 1, b0, cc0, E, H, hs, gyT, dtT, xT, AT, dh, dAc, PB, PC, first,
+                                 i0 == 0, S1, S2);
+    for (ptrdiff_t t = 0; t < nt; t++) {
+        ddtT[t] = (S1[t] + S2[t] * uT[t]) * sigT[t];        /* through softplus */
+        duT[t] += S2[t] * dtT[t];
+    }
+}
+
+/* dst[i * L + c0 + t] = the sum over the lanes of P[t * n + i] (t < nt, i < n), by the fixed tree of
+ * cg_lsum4 / cg_lsum_fin. */
 CG_LINLINE void CG_L(cg_lscan_tree_rows)(ptrdiff_t nt, ptrdiff_t n, ptrdiff_t L, ptrdiff_t c0, const LV *P, LT *dst)
 {
     const LV vzero = {0};
@@ -652,8 +654,10 @@ CG_LINLINE void CG_L(cg_lscan_tree_rows)(ptrdiff_t nt, ptrdiff_t n, ptrdiff_t L,
                 for (int j = 0; j < 4; j++) v[j] = g + 4 * q + j < n ? P[t * n + g + 4 * q + j] : vzero;
                 x[q] = CG_L(cg_lsum4)(v[0], v[1], v[2], v[3]);
             }
+            LT part[LW];
+            CG_L(cg_lsum_fin)(x, part);
             const ptrdiff_t m = n - g < LW ? n - g : LW;
-            CG_L(cg_lsum_rows)(x, m, dst + g * L + c0 + t, L);
+            for (ptrdiff_t k = 0; k < m; k++) dst[(g + k) * L + c0 + t] = part[k];
         }
 }
 
@@ -715,8 +719,8 @@ CG_CLONES static void CG_L(cg_lscan_fwd)(ptrdiff_t L, ptrdiff_t n, ptrdiff_t NP,
 
 /* The backward of one work item: K blocks of LW consecutive channels that share their B / C rows (rows of
  * block k start k * LW rows after the item's pointers). The blocks run one after the other through each
- * chunk; with K > 1 their dB / dC terms are added up as vectors (PB / PC) and summed over the lanes once
- * per chunk, which saves K - 1 of every K lane trees. */
+ * chunk; their dB / dC terms are added up as vectors (PB / PC) and summed over the lanes once per chunk,
+ * one lane tree per K blocks. */
 CG_CLONES static void CG_L(cg_lscan_bwd)(ptrdiff_t L, ptrdiff_t n, ptrdiff_t NP, ptrdiff_t chunk, ptrdiff_t K,
     const LT *u, const LT *delta, const LT *z, const LT *A, const LT *Bp, const LT *Cp, const LT *D, const LT *bias,
     int softplus, const LT *states, ptrdiff_t s_ch, const LT *gout, ptrdiff_t g_ld, const LT *glast, LT *du,
@@ -727,9 +731,9 @@ CG_CLONES static void CG_L(cg_lscan_bwd)(ptrdiff_t L, ptrdiff_t n, ptrdiff_t NP,
     LV *ATs = (LV *)ws, *dhs = ATs + K * NP, *ASs = dhs + K * NP, *amaxs = ASs + K * NP, *hs = amaxs + K, *dAc = hs + NP;
     LV *dtT = dAc + NP, *sigT = dtT + chunk, *uT = sigT + chunk, *xT = uT + chunk, *yT = xT + chunk;
     LV *gT = yT + chunk, *zT = gT + chunk, *gyT = zT + chunk, *dzT = gyT + chunk, *ddtT = dzT + chunk;
-    LV *duT = ddtT + chunk, *E = duT + chunk, *H = E + chunk * NP;
-    LV *PC = H + chunk * NP, *PB = PC + (K > 1 ? chunk * NP : 0);
-    double *dAaccs = (double *)(PB + (K > 1 ? chunk * NP : 0)), *sDs = dAaccs + K * NP * LW, *sbs = sDs + K * LW;
+    LV *duT = ddtT + chunk, *S1 = duT + chunk, *S2 = S1 + chunk, *E = S2 + chunk, *H = E + chunk * NP;
+    LV *PC = H + chunk * NP, *PB = PC + chunk * NP;
+    double *dAaccs = (double *)(PB + chunk * NP), *sDs = dAaccs + K * NP * LW, *sbs = sDs + K * LW;
     const LV vzero = {0};
     const ptrdiff_t n_chunks = (L + chunk - 1) / chunk;
     for (ptrdiff_t k = 0; k < K; k++) {
@@ -747,10 +751,6 @@ CG_CLONES static void CG_L(cg_lscan_bwd)(ptrdiff_t L, ptrdiff_t n, ptrdiff_t NP,
     for (ptrdiff_t ci = n_chunks - 1; ci >= 0; ci--) {
         const ptrdiff_t c0 = ci * chunk, nt = L - c0 < chunk ? L - c0 : chunk;
         const LT *b0 = Bp + c0 * NP, *cc0 = Cp + c0 * NP;
-        if (K > 1) {
-            if (dC) memset(PC, 0, (size_t)nt * n * sizeof(LV));
-            if (dB) memset(PB, 0, (size_t)nt * n * sizeof(LV));
-        }
         for (ptrdiff_t k = 0; k < K; k++) {
             const ptrdiff_t ro = k * LW * L;                /* block k's rows of the (channel, L) arrays */
             LV *AT = ATs + k * NP, *dh = dhs + k * NP, *AS = ASs + k * NP;
@@ -805,21 +805,12 @@ CG_CLONES static void CG_L(cg_lscan_bwd)(ptrdiff_t L, ptrdiff_t n, ptrdiff_t NP,
             }
             for (int l = 0; l < LW; l++) sDs[k * LW + l] += (double)acc[l];
             /* reverse recurrence (n = 16, Mamba's default state size, gets constant loop bounds) */
-            if (K == 1) {
-                if (n == 16)
-                    CG_L(cg_lscan_reverse)(nt, 16, NP, L, c0, b0, cc0, E, H, hs, gyT, dtT, xT, uT, sigT, AT, dh,
-                                           dAc, dB, dC, NULL, NULL, ddtT, duT);
-                else
-                    CG_L(cg_lscan_reverse)(nt, n, NP, L, c0, b0, cc0, E, H, hs, gyT, dtT, xT, uT, sigT, AT, dh,
-                                           dAc, dB, dC, NULL, NULL, ddtT, duT);
-            } else {
-                if (n == 16)
-                    CG_L(cg_lscan_reverse)(nt, 16, NP, L, c0, b0, cc0, E, H, hs, gyT, dtT, xT, uT, sigT, AT, dh,
-                                           dAc, NULL, NULL, dB ? PB : NULL, dC ? PC : NULL, ddtT, duT);
-                else
-                    CG_L(cg_lscan_reverse)(nt, n, NP, L, c0, b0, cc0, E, H, hs, gyT, dtT, xT, uT, sigT, AT, dh,
-                                           dAc, NULL, NULL, dB ? PB : NULL, dC ? PC : NULL, ddtT, duT);
-            }
+            if (n == 16)
+                CG_L(cg_lscan_reverse)(nt, 16, NP, b0, cc0, E, H, hs, gyT, dtT, xT, uT, sigT, AT, dh, dAc, PB, PC,
+                                       k == 0, S1, S2, ddtT, duT);
+            else
+                CG_L(cg_lscan_reverse)(nt, n, NP, b0, cc0, E, H, hs, gyT, dtT, xT, uT, sigT, AT, dh, dAc, PB, PC,
+                                       k == 0, S1, S2, ddtT, duT);
             double *dAacc = dAaccs + k * NP * LW;
             for (ptrdiff_t i = 0; i < n; i++)
                 for (int l = 0; l < LW; l++) dAacc[i * LW + l] += (double)dAc[i][l];
@@ -829,10 +820,8 @@ CG_CLONES static void CG_L(cg_lscan_bwd)(ptrdiff_t L, ptrdiff_t n, ptrdiff_t NP,
             CG_L(cg_lt_out)(ddtT, nt, ddelta + ro + c0, L);
             CG_L(cg_lt_out)(duT, nt, du + ro + c0, L);
         }
-        if (K > 1) {
-            if (dC) CG_L(cg_lscan_tree_rows)(nt, n, L, c0, PC, dC);
-            if (dB) CG_L(cg_lscan_tree_rows)(nt, n, L, c0, PB, dB);
-        }
+        if (dC) CG_L(cg_lscan_tree_rows)(nt, n, L, c0, PC, dC);
+        if (dB) CG_L(cg_lscan_tree_rows)(nt, n, L, c0, PB, dB);
     }
     for (ptrdiff_t k = 0; k < K; k++) {
         const LV *dh = dhs + k * NP;
