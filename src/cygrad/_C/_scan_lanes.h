@@ -675,12 +675,11 @@ CG_CLONES static void CG_L(cg_lscan_fwd)(ptrdiff_t L, ptrdiff_t n, ptrdiff_t NP,
         }
     const LV amax = CG_L(cg_lscan_amax)(n, AT);
     CG_L(cg_lscan_ascale)(n, AT, AS);
+    for (ptrdiff_t i = n; i < NP; i++) h[i] = (LV){0};     /* the padding of the saved states */
     ptrdiff_t ci = 0;
     for (ptrdiff_t c0 = 0; c0 < L; c0 += chunk, ci++) {
         const ptrdiff_t nt = L - c0 < chunk ? L - c0 : chunk;
-        if (states)
-            for (int l = 0; l < LW; l++)
-                for (ptrdiff_t i = 0; i < NP; i++) states[l * s_ch + ci * NP + i] = i < n ? h[i][l] : (LT)0;
+        if (states) CG_L(cg_lt_out)(h, NP, states + ci * NP, s_ch);
         CG_L(cg_lscan_load)(nt, L, u + c0, delta + c0, bias, softplus, dtT, NULL, uT, xT, zT);
         if (c0 + chunk < L) {
             const ptrdiff_t c1 = c0 + chunk, nn = L - c1 < chunk ? L - c1 : chunk;
@@ -756,8 +755,7 @@ CG_CLONES static void CG_L(cg_lscan_bwd)(ptrdiff_t L, ptrdiff_t n, ptrdiff_t NP,
             LV *AT = ATs + k * NP, *dh = dhs + k * NP, *AS = ASs + k * NP;
             const LV amax = amaxs[k], Dv = CG_L(cg_lvec)(D ? D + k * LW : NULL);
             /* recompute the chunk from its entry state */
-            for (ptrdiff_t i = 0; i < n; i++)
-                for (int l = 0; l < LW; l++) hs[i][l] = states[(k * LW + l) * s_ch + ci * NP + i];
+            CG_L(cg_lt_in)(states + k * LW * s_ch + ci * NP, s_ch, NP, hs);
             CG_L(cg_lscan_load)(nt, L, u + ro + c0, delta + ro + c0, bias ? bias + k * LW : NULL, softplus, dtT,
                                 sigT, uT, xT, zT);
             /* prefetch what comes next: the next block's rows of this chunk, or the first block's of chunk ci - 1 */
