@@ -423,6 +423,74 @@ def test_kernel_paths_agree(xs, ws, kw):
         K.set_column_bytes(10)
 
 
+DIRECT_CASES = [
+    # (x shape, w shape, kwargs, (forward, input gradient) by the direct kernel): float32 conv3d with unit
+    # stride and dilation and one group; output channel blocks of 12 / 8 / 4, rows of whole and partial
+    # 16-vectors
+    ((2, 3, 4, 5, 14), (4, 3, 3, 3, 3), dict(padding=1), (1, 0)),    # 3 out-channels of the input gradient
+    ((1, 16, 3, 4, 32), (32, 16, 3, 3, 3), dict(padding=1), (1, 1)),
+    ((1, 5, 4, 3, 45), (28, 5, 3, 3, 3), dict(padding=1), (1, 0)),    # 5 out-channels of the input gradient
+    ((2, 4, 5, 6, 28), (20, 4, 2, 3, 1), dict(padding=(1, 1, 0)), (1, 1)),
+    ((1, 8, 4, 4, 40), (12, 8, 3, 1, 2), dict(padding=(2, 0, 1)), (1, 1)),
+    ((1, 4, 5, 5, 16), (8, 4, 2, 2, 2), dict(padding="same"), (1, 1)),  # asymmetric padding
+    ((1, 12, 4, 5, 18), (16, 12, 3, 3, 3), dict(padding=0), (1, 0)),   # input gradient rows of 18: GEMM
+    ((1, 4, 4, 4, 12), (8, 4, 3, 3, 3), dict(padding=3), (1, 0)),    # padding >= kernel: input gradient by GEMM
+]
+
+
+def _with_direct(enabled, fn):
+    try:
+        K.set_direct(enabled)
+        return fn()
+    finally:
+        K.set_direct(True)
+
+
+@pytest.mark.parametrize("xs,ws,kw,calls", DIRECT_CASES, ids=[str(i) for i in range(len(DIRECT_CASES))])
+def test_direct_conv3d_matches_reference_and_gemm(restore_threads, xs, ws, kw, calls):
+    # the direct float32 kernel (forward and input gradient) against the float64 naive forward, the
+    # GEMM path, and itself on 1 and 2 threads (its work items are output rows: bitwise equal)
+    x, w, b = randn(*xs, dtype=np.float32, seed=1), randn(*ws, dtype=np.float32, seed=2), randn(ws[0], dtype=np.float32, seed=3)
+    before = K.direct_calls()
+    direct = _with_direct(True, lambda: _fwd_bwd("conv3d", x, w, b, kw))
+    assert K.direct_calls() - before == sum(calls)
+    gemm = _with_direct(False, lambda: _fwd_bwd("conv3d", x, w, b, kw))
+    scale = [max(1.0, float(np.abs(r).max())) for r in gemm]
+    for a, r, sc in zip(direct, gemm, scale):
+        np.testing.assert_allclose(a / sc, r / sc, rtol=0, atol=2e-6)
+    pads = kw["padding"]
+    if pads == "same":
+        pads = list(zip(*_same_padding(ws[2:], (1, 1, 1))))
+    ref = _ref_conv(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), padding=pads)
+    np.testing.assert_allclose(direct[0] / scale[0], ref / scale[0], rtol=0, atol=2e-6)
+    cygrad.set_num_threads(1)
+    one = _fwd_bwd("conv3d", x, w, b, kw)
+    for k in range(2):
+        if calls[k]:
+            np.testing.assert_array_equal(one[k], direct[k])
+
+
+@pytest.mark.parametrize("dtype,ws,kw", [
+    (np.float32, (8, 4, 3, 3, 3), dict(padding=1, stride=(1, 2, 1))),
+    (np.float32, (8, 4, 3, 3, 3), dict(padding=2, dilation=(1, 1, 2))),
+    (np.float32, (8, 4, 3, 3, 3), dict(padding=1, groups=2)),
+    (np.float32, (6, 6, 3, 3, 3), dict(padding=1)),                  # 6 channels: not blocks of 4
+    (np.float32, (8, 4, 1, 3, 3), dict(padding=1)),                  # a 2-D kernel
+    (np.float64, (8, 4, 3, 3, 3), dict(padding=1)),
+])
+def test_direct_conv3d_declines_what_it_cannot_run(dtype, ws, kw):
+    # the direct kernel ignores strides, dilations and groups: these must take the GEMM path, bitwise
+    # the same with the direct kernel allowed or not
+    xs = (2, ws[1] * kw.get("groups", 1), 5, 6, 7)
+    x, w, b = randn(*xs, dtype=dtype, seed=1), randn(*ws, dtype=dtype, seed=2), randn(ws[0], dtype=dtype, seed=3)
+    before = K.direct_calls()
+    on = _with_direct(True, lambda: _fwd_bwd("conv3d", x, w, b, kw))
+    assert K.direct_calls() == before
+    off = _with_direct(False, lambda: _fwd_bwd("conv3d", x, w, b, kw))
+    for a, c in zip(on, off):
+        np.testing.assert_array_equal(a, c)
+
+
 # ---------------------------------------------------------------------------------------------
 # modules
 

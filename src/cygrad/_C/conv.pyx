@@ -400,6 +400,7 @@ cdef extern from *:
     #if defined(__GNUC__) && !defined(__clang__)
     #pragma GCC pop_options
     #endif
+    #include "_conv_direct.h"
     """
     enum: CGC_L
     void cgc_dw_plane_f(float *y, Py_ssize_t OH, Py_ssize_t OW, const float *x, Py_ssize_t H,
@@ -436,6 +437,11 @@ cdef extern from *:
     void cgc_transpose_d(const double *src, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t lds,
                          double *dst, Py_ssize_t ldd) nogil
     double cgc_sum_d(const double *x, Py_ssize_t n) nogil
+    int cgd_supported() nogil
+    void cgd_row(const float *xp, Py_ssize_t plane, Py_ssize_t Cin, Py_ssize_t Hp, Py_ssize_t Wpa,
+                 Py_ssize_t kd, Py_ssize_t kh, Py_ssize_t kw, const float *w, Py_ssize_t Cout,
+                 const float *bias, Py_ssize_t od, Py_ssize_t oh, Py_ssize_t OH, Py_ssize_t OW, float *y,
+                 Py_ssize_t ystride) nogil
 
 
 cdef struct Geom:
@@ -776,6 +782,97 @@ cdef inline void _col2im_cl(const floating *col, const Py_ssize_t *q, Py_ssize_t
         cgc_cols_cl_d(xcl, q, p0, p1, <double *> col, 1)
 
 # ---------------------------------------------------------------------------------------------
+# Direct path (float32, 3-D kernels, unit stride and dilation, one group; C in _conv_direct.h)
+
+cdef bint _direct_on = True
+cdef int _direct_cpu = -1                 # cgd_supported(), asked once
+cdef Py_ssize_t _direct_count = 0         # calls of the direct kernel (for the tests)
+
+
+def set_direct(bint enabled):
+    """Allow (default) or forbid the direct float32 conv3d kernel (for the tests and experiments)."""
+    global _direct_on
+    _direct_on = enabled
+
+
+def direct_calls():
+    """How many times the direct kernel has run in this process (for the tests)."""
+    return _direct_count
+
+
+cdef bint _direct_fits(const Geom *g, Py_ssize_t cin, Py_ssize_t cout, Py_ssize_t ow) noexcept:
+    """Whether the direct kernel takes this conv: cin / cout the channels it reads / writes (forward: C / O;
+    input gradient: O / C), ow its output row length. It wins where im2col + GEMM is weakest, few input
+    channels (short GEMM inner dimension): measured faster up to 32 input channels, slower from 64 on,
+    and it needs rows that fill most of their 16-wide vectors."""
+    global _direct_cpu
+    if not _direct_on or g.G != 1 or g.kd < 2 or cout % 4 != 0 or cin > 32:
+        return False
+    if 4 * ow < 3 * 16 * ((ow + 15) // 16):             # under 3/4 of the vector lanes in use
+        return False
+    if g.sd != 1 or g.sh != 1 or g.sw != 1 or g.dd != 1 or g.dh != 1 or g.dw != 1:
+        return False
+    if _direct_cpu < 0:
+        _direct_cpu = cgd_supported()
+    return _direct_cpu == 1
+
+
+cdef void _pad_plane(const float *src, Py_ssize_t D0, Py_ssize_t H0, Py_ssize_t W0, Py_ssize_t fd,
+                     Py_ssize_t fh, Py_ssize_t fw, float *dst, Py_ssize_t Dp, Py_ssize_t Hp,
+                     Py_ssize_t Wpa) noexcept nogil:
+    """dst (Dp, Hp, Wpa) := src (D0, H0, W0) placed at offset (fd, fh, fw), zeros elsewhere; the parts
+    of src that fall outside dst are dropped."""
+    memset(dst, 0, Dp * Hp * Wpa * sizeof(float))
+    cdef Py_ssize_t d, h, dd, hh, w0 = max(0, -fw), w1 = min(W0, Wpa - fw)
+    if w1 <= w0:
+        return
+    for d in range(D0):
+        dd = fd + d
+        if dd < 0 or dd >= Dp:
+            continue
+        for h in range(H0):
+            hh = fh + h
+            if 0 <= hh < Hp:
+                memcpy(&dst[(dd * Hp + hh) * Wpa + fw + w0], &src[(d * H0 + h) * W0 + w0],
+                       (w1 - w0) * sizeof(float))
+
+
+cdef int _direct(const float *src, Py_ssize_t N, Py_ssize_t Cin, Py_ssize_t D0, Py_ssize_t H0,
+                 Py_ssize_t W0, Py_ssize_t fd, Py_ssize_t fh, Py_ssize_t fw, const float[:, :, ::1] wpk,
+                 const float *bias, float *y, Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW,
+                 Py_ssize_t kd, Py_ssize_t kh, Py_ssize_t kw) except -1:
+    """y (N, Cout, OD, OH, OW) := the valid correlation of src (N, Cin, D0, H0, W0), zero-padded in front
+    by (fd, fh, fw), with wpk (kd * kh * kw, Cin, Cout) (+ bias); output rows are the work items."""
+    global _direct_count
+    cdef Py_ssize_t Cout = wpk.shape[2]
+    if wpk.shape[0] != kd * kh * kw or wpk.shape[1] != Cin or Cout % 4 != 0:
+        raise ValueError(f"conv direct kernel: packed weight of shape {(wpk.shape[0], wpk.shape[1], Cout)} does not fit "
+                         f"{Cin} input channels and a {kd}x{kh}x{kw} kernel")
+    if min(fd, fh, fw) < 0 or N <= 0 or OD <= 0 or OH <= 0 or OW <= 0:
+        raise ValueError(f"conv direct kernel: bad geometry (front padding {(fd, fh, fw)}, output "
+                         f"{(OD, OH, OW)})")
+    cdef Py_ssize_t Dp = OD + kd - 1, Hp = OH + kh - 1
+    cdef Py_ssize_t Wpa = 16 * ((OW + 15) // 16) + kw - 1       # every output vector reads inside its row
+    cdef Py_ssize_t plane = Dp * Hp * Wpa
+    cdef float[::1] xp = _alloc.empty((N * Cin * plane,), dtype=np.float32)
+    cdef Py_ssize_t r, n, od, oh, P = OD * OH * OW
+    cdef int nt = n_threads_for(N * Cin * plane // 4)
+    with nogil:
+        for r in prange(N * Cin, schedule="static", num_threads=nt):
+            _pad_plane(src + r * D0 * H0 * W0, D0, H0, W0, fd, fh, fw, &xp[r * plane], Dp, Hp, Wpa)
+    nt = n_threads_for(N * OD * OH * OW * Cout * Cin * kd * kh * kw // 16)
+    with nogil:
+        for r in prange(N * OD * OH, schedule="dynamic", num_threads=nt):
+            n = r // (OD * OH)
+            od = (r // OH) % OD
+            oh = r % OH
+            cgd_row(&xp[n * Cin * plane], plane, Cin, Hp, Wpa, kd, kh, kw, &wpk[0, 0, 0], Cout, bias, od, oh,
+                    OH, OW, y + n * Cout * P, P)
+    _direct_count += 1
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
 # GEMM path
 
 def conv_forward(
@@ -812,6 +909,12 @@ def conv_forward(
     cdef int nt = n_threads_for(<Py_ssize_t> min(work, 1e18))
     if nt > items:
         nt = <int> items
+    if floating is float and _direct_fits(&g, g.C, g.O, g.OW):
+        # the packed weight (tap, C, O)
+        wpk = np.ascontiguousarray(np.asarray(w).reshape(g.O, g.C, g.K).transpose(2, 1, 0))
+        _direct(&x[0, 0, 0], g.N, g.C, g.D, g.H, g.W, g.pd, g.ph, g.pw, wpk,
+                &bias[0] if has_bias else NULL, &out[0, 0, 0], g.OD, g.OH, g.OW, g.kd, g.kh, g.kw)
+        return
     if not g.pointwise and g.Cg >= _cl_min_channels:
         _conv_forward_cl(x, w, bias, out, &g, nc, nt)
         return
@@ -932,6 +1035,15 @@ def conv_backward_input(
     cdef Py_ssize_t items = g.N * nblocks
     if nt > items:
         nt = <int> items
+    if floating is float and _direct_fits(&g, g.O, g.C, g.W) and g.pd < g.kd and g.ph < g.kh and g.pw < g.kw \
+            and g.OD + g.kd - 1 - g.pd >= g.D and g.OH + g.kh - 1 - g.ph >= g.H and g.OW + g.kw - 1 - g.pw >= g.W:
+        # the input gradient is the correlation of gout, padded by k - 1 - p, with the flipped kernel
+        # and in / out channels swapped: packed (flipped tap, O, C)
+        wpk = np.ascontiguousarray(np.asarray(w).reshape(g.O, g.C, g.kd, g.kh, g.kw)[:, :, ::-1, ::-1, ::-1]
+                                   .reshape(g.O, g.C, g.K).transpose(2, 0, 1))
+        _direct(&gout[0, 0, 0], g.N, g.O, g.OD, g.OH, g.OW, g.kd - 1 - g.pd, g.kh - 1 - g.ph, g.kw - 1 - g.pw,
+                wpk, NULL, &gx[0, 0, 0], g.D, g.H, g.W, g.kd, g.kh, g.kw)
+        return
     if nblocks == 1 and not g.pointwise and g.Cg >= _cl_min_channels:
         _conv_backward_input_cl(gout, w, gx, &g, _chunk(&g, g.C * g.K, sizeof(floating)), nt)
         return
@@ -1345,3 +1457,4 @@ def col2im(
             if g.P > 0:
                 _col2im(<floating *> &col[r // g.C, (r % g.C) * g.K, 0], &g, r % g.C, r % g.C + 1, 0,
                         g.P, &x[r // g.C, 0, 0], False)
+
