@@ -1,4 +1,5 @@
-"""Convolution kernels: im2col / col2im + GEMM, and direct depthwise kernels; float32 / float64.
+"""Convolution kernels: im2col / col2im + GEMM, direct depthwise kernels and, for float32 conv3d
+with few input channels, a direct kernel (_conv_direct.h); float32 / float64.
 
 One generic N-d implementation: 1-d and 2-d convolutions are 3-d ones with singleton leading
 spatial dimensions. Arrays are C-contiguous with the spatial dimensions flattened:
