@@ -15,7 +15,6 @@
  */
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define CGD_AVAILABLE 1
 typedef float cgd_v16 __attribute__((vector_size(64)));
 typedef float cgd_v16u __attribute__((vector_size(64), aligned(4)));   /* unaligned loads / stores */
 
@@ -100,7 +99,6 @@ __attribute__((target("arch=x86-64-v4"))) static void cgd_row(const float *xp, p
         cgd_row_pv(1, xrow + ow0, plane, Cin, Hp, Wpa, kd, kh, kw, w, Cout, bias, yrow + ow0, ystride, OW - ow0);
 }
 #else
-#define CGD_AVAILABLE 0
 static int cgd_supported(void) { return 0; }
 static void cgd_row(const float *xp, ptrdiff_t plane, ptrdiff_t Cin, ptrdiff_t Hp, ptrdiff_t Wpa, ptrdiff_t kd,
     ptrdiff_t kh, ptrdiff_t kw, const float *w, ptrdiff_t Cout, const float *bias, ptrdiff_t od, ptrdiff_t oh,

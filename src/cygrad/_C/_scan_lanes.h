@@ -26,6 +26,11 @@
  * The workspace (cg_lscan_ws_bytes) must be 64-byte aligned (cg_lscan_alloc).
  */
 
+/* 32 / ln 2: the decays' A is stored pre-multiplied by it (cg_lscan_ascale, cg_ldecay) */
+#ifndef CG_LEXP_SCALE
+#define CG_LEXP_SCALE 46.16624069214f
+#endif
+
 #define CG_L_CAT2(a, b) a##_##b
 #define CG_L_CAT(a, b) CG_L_CAT2(a, b)
 #define CG_L(name) CG_L_CAT(name, LS)
@@ -261,8 +266,6 @@ static const LV CG_L(cg_lexp_thi) = {
     1.5759809017e+00f, 1.6104903221e+00f, 1.6457555294e+00f, 1.6817928553e+00f, 1.7186193466e+00f,
     1.7562521696e+00f, 1.7947090864e+00f, 1.8340080976e+00f, 1.8741676807e+00f, 1.9152065516e+00f,
     1.9571441412e+00f};
-/* 32 / ln 2: the decays' A is stored pre-multiplied by it (cg_ldecay) */
-#define CG_LEXP_SCALE 46.16624069214f
 #define CG_LEXP_MAGIC 12582912.0f                       /* 1.5 * 2^23: x + MAGIC rounds x to an integer */
 
 /* The exps below write x = k ln 2 / 32 + r for an integer k (its bits in kb: 0x4B400000 + k) and
@@ -486,7 +489,7 @@ CG_LINLINE LV CG_L(cg_lscan_amax)(ptrdiff_t n, const LV *AT)
 /* AS[i] = AT[i] * CG_LEXP_SCALE (the A the decays' exp takes) */
 CG_LINLINE void CG_L(cg_lscan_ascale)(ptrdiff_t n, const LV *AT, LV *AS)
 {
-    for (ptrdiff_t i = 0; i < n; i++) AS[i] = AT[i] * (LT)46.16624069214;
+    for (ptrdiff_t i = 0; i < n; i++) AS[i] = AT[i] * (LT)CG_LEXP_SCALE;
 }
 
 /* E[t * n + i] = exp(dt_t A_i) for t < nt (lane vectors); AS from cg_lscan_ascale, amax from

@@ -847,8 +847,8 @@ cdef int _direct(const float *src, Py_ssize_t N, Py_ssize_t Cin, Py_ssize_t D0, 
     global _direct_count
     cdef Py_ssize_t Cout = wpk.shape[2]
     if wpk.shape[0] != kd * kh * kw or wpk.shape[1] != Cin or Cout % 4 != 0:
-        raise ValueError(f"conv direct kernel: packed weight of shape {(wpk.shape[0], wpk.shape[1], Cout)} does not fit "
-                         f"{Cin} input channels and a {kd}x{kh}x{kw} kernel")
+        raise ValueError(f"conv direct kernel: packed weight of shape {(wpk.shape[0], wpk.shape[1], Cout)} "
+                         f"does not fit {Cin} input channels and a {kd}x{kh}x{kw} kernel")
     if min(fd, fh, fw) < 0 or N <= 0 or OD <= 0 or OH <= 0 or OW <= 0:
         raise ValueError(f"conv direct kernel: bad geometry (front padding {(fd, fh, fw)}, output "
                          f"{(OD, OH, OW)})")
@@ -1036,8 +1036,7 @@ def conv_backward_input(
     cdef Py_ssize_t items = g.N * nblocks
     if nt > items:
         nt = <int> items
-    if floating is float and _direct_fits(&g, g.O, g.C, g.W) and g.pd < g.kd and g.ph < g.kh and g.pw < g.kw \
-            and g.OD + g.kd - 1 - g.pd >= g.D and g.OH + g.kh - 1 - g.ph >= g.H and g.OW + g.kw - 1 - g.pw >= g.W:
+    if floating is float and _direct_fits(&g, g.O, g.C, g.W) and g.pd < g.kd and g.ph < g.kh and g.pw < g.kw:
         # the input gradient is the correlation of gout, padded by k - 1 - p, with the flipped kernel
         # and in / out channels swapped: packed (flipped tap, O, C)
         wpk = np.ascontiguousarray(np.asarray(w).reshape(g.O, g.C, g.kd, g.kh, g.kw)[:, :, ::-1, ::-1, ::-1]
@@ -1458,4 +1457,3 @@ def col2im(
             if g.P > 0:
                 _col2im(<floating *> &col[r // g.C, (r % g.C) * g.K, 0], &g, r % g.C, r % g.C + 1, 0,
                         g.P, &x[r // g.C, 0, 0], False)
-
