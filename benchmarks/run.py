@@ -164,6 +164,11 @@ def fmt_ms(seconds):
     return f"{ms:.3f}" if ms < 1 else f"{ms:.2f}" if ms < 100 else f"{ms:.1f}"
 
 
+def fmt_ratio(x):
+    """Two decimals, or three significant digits below 0.1 (so that 0.0207 against a target of 0.02 shows)."""
+    return f"{x:.2f}" if x >= 0.1 else f"{x:.3g}"
+
+
 def markdown_table(rows, cand, base):
     lines = [
         f"| workload | {cand} median (ms) | {base} median (ms) | ratio {cand}/{base} | target | result |",
@@ -171,11 +176,11 @@ def markdown_table(rows, cand, base):
     ]
     for r in rows:
         if r["error"]:
-            lines.append(f"| {r['name']} | error | | | {r['target']:.2f} | fail: {r['error']} |")
+            lines.append(f"| {r['name']} | error | | | {fmt_ratio(r['target'])} | fail: {r['error']} |")
             continue
         lines.append(
-            f"| {r['name']} | {fmt_ms(r['median_c'])} | {fmt_ms(r['median_b'])} | {r['ratio']:.2f} "
-            f"| {r['target']:.2f} | {'pass' if r['pass'] else 'FAIL'} |"
+            f"| {r['name']} | {fmt_ms(r['median_c'])} | {fmt_ms(r['median_b'])} | {fmt_ratio(r['ratio'])} "
+            f"| {fmt_ratio(r['target'])} | {'pass' if r['pass'] else 'FAIL'} |"
         )
     return "\n".join(lines)
 
@@ -209,7 +214,7 @@ def plot(rows, path, cand, base, title_extra):
     ax.yaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
     ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-    ax.set_xticks(list(xs), [f"{n}\n{v:.2f} (target {t:g})" for n, v, t in zip(names, ratios, targets)],
+    ax.set_xticks(list(xs), [f"{n}\n{fmt_ratio(v)} (target {t:g})" for n, v, t in zip(names, ratios, targets)],
                   fontsize=9)
     ax.set_ylabel(f"median time ratio {cand}/{base} (lower is better)")
     ax.set_title(f"{cand} vs {base}: {title_extra}", fontsize=10)
@@ -285,7 +290,7 @@ def main(argv=None):
             samples_c=samples_c, samples_b=samples_b,
         )
         row["pass"] = row["ratio"] <= wl.target
-        print(f"{cname} {fmt_ms(med_c)} ms, {bname} {fmt_ms(med_b)} ms, ratio {row['ratio']:.2f} "
+        print(f"{cname} {fmt_ms(med_c)} ms, {bname} {fmt_ms(med_b)} ms, ratio {fmt_ratio(row['ratio'])} "
               f"(target {wl.target:g}, {len(samples_c)} repeats)")
         if wl.memory:
             row["peak_c"] = measure_peak_memory(name, cname, args.threads)
