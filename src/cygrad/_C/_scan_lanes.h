@@ -569,6 +569,22 @@ CG_CLONES static void CG_L(cg_ldecay_array)(LT *x, const LT *a, ptrdiff_t m)
     }
 }
 
+/* One step of four state indices: hc[j] = e_j hp[j] + x b[j] and y[j] += hc[j] c[j] for j < 4 */
+CG_LINLINE void CG_L(cg_lstep4)(LV e0, LV e1, LV e2, LV e3, const LV *hp, LV xv, const LT *b, const LT *c, LV *hc,
+                                   LV *y)
+{
+    const LV v0 = e0 * hp[0] + xv * b[0], v1 = e1 * hp[1] + xv * b[1];
+    const LV v2 = e2 * hp[2] + xv * b[2], v3 = e3 * hp[3] + xv * b[3];
+    hc[0] = v0;
+    hc[1] = v1;
+    hc[2] = v2;
+    hc[3] = v3;
+    y[0] += v0 * c[0];
+    y[1] += v1 * c[1];
+    y[2] += v2 * c[2];
+    y[3] += v3 * c[3];
+}
+
 /* Recurrence over nt steps from state h (n vectors). With H, h_t goes to H[t * n + i] and h is
  * left unchanged; without, h becomes the state after the last step. y_t = C_t . h_t -> yT[t]. */
 CG_LINLINE void CG_L(cg_lscan_steps)(ptrdiff_t nt, ptrdiff_t n, ptrdiff_t NP, LV *h, const LV *E,
@@ -580,26 +596,16 @@ CG_LINLINE void CG_L(cg_lscan_steps)(ptrdiff_t nt, ptrdiff_t n, ptrdiff_t NP, LV
         LV *hc = H ? H + t * n : h;
         const LV *e = E + t * n;
         const LV xv = xT[t];
-        LV y0 = {0}, y1 = {0}, y2 = {0}, y3 = {0};          /* four chains: y's FMAs overlap */
+        LV y[4] = {{0}, {0}, {0}, {0}};                     /* four chains: y's FMAs overlap */
         ptrdiff_t i = 0;
-        for (; i + 4 <= n; i += 4) {
-            LV v0 = e[i] * hp[i] + xv * b[i], v1 = e[i + 1] * hp[i + 1] + xv * b[i + 1];
-            LV v2 = e[i + 2] * hp[i + 2] + xv * b[i + 2], v3 = e[i + 3] * hp[i + 3] + xv * b[i + 3];
-            hc[i] = v0;
-            hc[i + 1] = v1;
-            hc[i + 2] = v2;
-            hc[i + 3] = v3;
-            y0 += v0 * c[i];
-            y1 += v1 * c[i + 1];
-            y2 += v2 * c[i + 2];
-            y3 += v3 * c[i + 3];
-        }
+        for (; i + 4 <= n; i += 4)
+            CG_L(cg_lstep4)(e[i], e[i + 1], e[i + 2], e[i + 3], hp + i, xv, b + i, c + i, hc + i, y);
         for (; i < n; i++) {
             LV v = e[i] * hp[i] + xv * b[i];
             hc[i] = v;
-            y0 += v * c[i];
+            y[0] += v * c[i];
         }
-        yT[t] = (y0 + y1) + (y2 + y3);
+        yT[t] = (y[0] + y[1]) + (y[2] + y[3]);
     }
 }
 
@@ -621,7 +627,7 @@ CG_LINLINE void CG_L(cg_lscan_decay_steps)(ptrdiff_t nt, ptrdiff_t n, ptrdiff_t 
             const LV *hp = !H ? hl : t ? H + (t - 1) * 16 : h;
             LV *hc = H ? H + t * 16 : hl, *e = E + t * 16;
             const LV xv = xT[t], dtv = dtT[t];
-            LV y0 = {0}, y1 = {0}, y2 = {0}, y3 = {0};
+            LV y[4] = {{0}, {0}, {0}, {0}};
             for (int i = 0; i < 16; i += 4) {
                 const LV e0 = CG_L(cg_ldecay_fast)(dtv, AS[i]), e1 = CG_L(cg_ldecay_fast)(dtv, AS[i + 1]);
                 const LV e2 = CG_L(cg_ldecay_fast)(dtv, AS[i + 2]), e3 = CG_L(cg_ldecay_fast)(dtv, AS[i + 3]);
@@ -631,18 +637,9 @@ CG_LINLINE void CG_L(cg_lscan_decay_steps)(ptrdiff_t nt, ptrdiff_t n, ptrdiff_t 
                     e[i + 2] = e2;
                     e[i + 3] = e3;
                 }
-                const LV v0 = e0 * hp[i] + xv * b[i], v1 = e1 * hp[i + 1] + xv * b[i + 1];
-                const LV v2 = e2 * hp[i + 2] + xv * b[i + 2], v3 = e3 * hp[i + 3] + xv * b[i + 3];
-                hc[i] = v0;
-                hc[i + 1] = v1;
-                hc[i + 2] = v2;
-                hc[i + 3] = v3;
-                y0 += v0 * c[i];
-                y1 += v1 * c[i + 1];
-                y2 += v2 * c[i + 2];
-                y3 += v3 * c[i + 3];
+                CG_L(cg_lstep4)(e0, e1, e2, e3, hp + i, xv, b + i, c + i, hc + i, y);
             }
-            yT[t] = (y0 + y1) + (y2 + y3);
+            yT[t] = (y[0] + y[1]) + (y[2] + y[3]);
         }
         if (!H) memcpy(h, hl, sizeof hl);
         return;
