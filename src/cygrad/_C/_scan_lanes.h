@@ -247,24 +247,23 @@ CG_LINLINE LV CG_L(cg_lvec)(const LT *p)
 #ifndef CG_LSKEW
 #define CG_LSKEW 17
 #endif
+/* Vectors that a buffer of nvec vectors takes from the workspace, its gap included */
+#define CG_LWS(nvec) ((nvec) + CG_LSKEW)
 /* The next buffer of nvec vectors from *p (advancing *p past it and the gap). */
 CG_LINLINE LV *CG_L(cg_lws_take)(LV **p, ptrdiff_t nvec)
 {
     LV *r = *p;
-    *p = r + nvec + CG_LSKEW;
+    *p = r + CG_LWS(nvec);
     return r;
 }
 
-/* Buffers of the forward / backward workspaces (for the sizes below) */
-#define CG_LFWD_BUFS 9
-#define CG_LBWD_BUFS (10 + CG_LBUF)
-
 /* Bytes of workspace for one item (chunk steps per chunk, NP padded state size, K blocks of LW channels
- * in a backward item). */
+ * in a backward item): the buffers cg_lscan_fwd / cg_lscan_bwd take, term by term. */
 static inline size_t CG_L(cg_lscan_ws_bytes)(ptrdiff_t chunk, ptrdiff_t NP, ptrdiff_t K)
 {
-    const ptrdiff_t fwd = 3 * NP + 5 * chunk + CG_LSUB * NP + CG_LFWD_BUFS * CG_LSKEW;
-    const ptrdiff_t bwd = 3 * K * NP + K + 2 * NP + CG_LBUF * chunk + 4 * chunk * NP + CG_LBWD_BUFS * CG_LSKEW;
+    const ptrdiff_t fwd = 3 * CG_LWS(NP) + 5 * CG_LWS(chunk) + CG_LWS(CG_LSUB * NP);
+    const ptrdiff_t bwd = 3 * CG_LWS(K * NP) + CG_LWS(K) + 2 * CG_LWS(NP) + CG_LBUF * CG_LWS(chunk)
+                        + 4 * CG_LWS(chunk * NP);
     const ptrdiff_t nvec = fwd > bwd ? fwd : bwd;
     return (size_t)nvec * sizeof(LV) + (size_t)K * (NP + 2) * LW * sizeof(double) + 64;
 }
@@ -752,7 +751,7 @@ CG_CLONES static void CG_L(cg_lscan_fwd)(ptrdiff_t L, ptrdiff_t n, ptrdiff_t NP,
     LV *AT = CG_L(cg_lws_take)(&p, NP), *h = CG_L(cg_lws_take)(&p, NP), *AS = CG_L(cg_lws_take)(&p, NP);
     LV *dtT = CG_L(cg_lws_take)(&p, chunk), *uT = CG_L(cg_lws_take)(&p, chunk), *xT = CG_L(cg_lws_take)(&p, chunk);
     LV *yT = CG_L(cg_lws_take)(&p, chunk), *zT = CG_L(cg_lws_take)(&p, chunk);
-    LV *E = CG_L(cg_lws_take)(&p, CG_LSUB * NP);                 /* CG_LFWD_BUFS buffers */
+    LV *E = CG_L(cg_lws_take)(&p, CG_LSUB * NP);
     const LV Dv = CG_L(cg_lvec)(D);
     for (ptrdiff_t i = 0; i < n; i++)
         for (int l = 0; l < LW; l++) {
@@ -820,7 +819,7 @@ CG_CLONES static void CG_L(cg_lscan_bwd)(ptrdiff_t L, ptrdiff_t n, ptrdiff_t NP,
     LV *ddtT = CG_L(cg_lws_take)(&p, chunk), *duT = CG_L(cg_lws_take)(&p, chunk), *S1 = CG_L(cg_lws_take)(&p, chunk);
     LV *S2 = CG_L(cg_lws_take)(&p, chunk);
     LV *E = CG_L(cg_lws_take)(&p, chunk * NP), *H = CG_L(cg_lws_take)(&p, chunk * NP);
-    LV *PC = CG_L(cg_lws_take)(&p, chunk * NP), *PB = CG_L(cg_lws_take)(&p, chunk * NP);   /* CG_LBWD_BUFS buffers */
+    LV *PC = CG_L(cg_lws_take)(&p, chunk * NP), *PB = CG_L(cg_lws_take)(&p, chunk * NP);
     double *dAaccs = (double *)p, *sDs = dAaccs + K * NP * LW, *sbs = sDs + K * LW;
     const LV vzero = {0};
     const ptrdiff_t n_chunks = (L + chunk - 1) / chunk;
